@@ -1,0 +1,5 @@
+import sys
+
+from mlfootprint.cli import main
+
+sys.exit(main())
