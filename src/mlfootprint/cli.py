@@ -44,8 +44,9 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     sub.required = True
     wanted = next((a for a in argv if not a.startswith("-")), None)
     for name, module_name in SUBCOMMANDS.items():
-        if wanted is not None and wanted != name:
-            sub.add_parser(name, help=_help_of(module_name, load=False))
+        if wanted != name:
+            # Only the chosen subcommand's module is imported (and can fail to import).
+            sub.add_parser(name, help=_SHORT_HELP[module_name])
             continue
         module = importlib.import_module(module_name)
         sp = sub.add_parser(
@@ -57,12 +58,6 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         module.add_arguments(sp)
         sp.set_defaults(_module=module)
     return parser
-
-
-def _help_of(module_name: str, load: bool) -> str:
-    if not load:
-        return _SHORT_HELP.get(module_name, "")
-    return str(importlib.import_module(module_name).HELP)
 
 
 _SHORT_HELP: dict[str, str] = {
