@@ -73,8 +73,8 @@ class EmbodiedSpec(BaseModel):
 #: plus 2.2 L rare-earth mining. The node figure already spreads the *whole server* over its
 #: 8 GPUs, so there is deliberately no default host entry (adding one would double count).
 DEFAULT_GPU_EMBODIED = EmbodiedSpec(
-    co2e_kg=463.0 + 0.013,
-    water_l=100.4 + 2.2,
+    co2e_kg=round(463.0 + 0.013, 9),
+    water_l=round(100.4 + 2.2, 9),
     source=(
         "BLOOM accounting: 3,700 kgCO2e per 8-GPU node (463/GPU) + 0.013 kgCO2e rare-earth; "
         "TSMC 12.33 L/cm2 silicon = 100.4 L per H100 + 2.2 L rare-earth (METHODOLOGY §4)"
