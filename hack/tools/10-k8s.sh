@@ -18,6 +18,22 @@ export CGO_ENABLED=0 GOFLAGS=-mod=mod
 
 log() { echo "[10-k8s] $*" >&2; }
 
+# run_build NAME CMD...: on failure keep the output in $CACHE/bin/NAME.build-error.log, which the
+# test fixtures quote (cluster tests fail with the build error, they never skip).
+run_build() {
+  local name=$1 out
+  shift
+  out="$(mktemp)"
+  if ! "$@" >"$out" 2>&1; then
+    cat "$out" >&2
+    mv -f "$out" "$CACHE/bin/$name.build-error.log"
+    log "build of $name failed; output kept in $CACHE/bin/$name.build-error.log"
+    exit 1
+  fi
+  cat "$out" >&2
+  rm -f "$out" "$CACHE/bin/$name.build-error.log"
+}
+
 need_go() {
   command -v go >/dev/null || { log "go is not installed: install Go >= 1.24 first"; exit 1; }
 }
@@ -39,7 +55,8 @@ build_kubernetes() {
   local pkgs=()
   for name in "${missing[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$name"); done
   # One `go build` for all of them so the shared packages compile once.
-  (cd "$BUILD_DIR" && go build "${GO_BUILD_FLAGS[@]}" -o "$tmp/" "${pkgs[@]}")
+  run_build "kubernetes-$K8S_VERSION" bash -c 'cd "$1" && shift && exec go build "$@"' _ \
+    "$BUILD_DIR" "${GO_BUILD_FLAGS[@]}" -o "$tmp/" "${pkgs[@]}"
   for name in "${missing[@]}"; do
     mkdir -p "$CACHE/bin/$name-$K8S_VERSION"
     mv -f "$tmp/$name" "$CACHE/bin/$name-$K8S_VERSION/$name"
@@ -60,7 +77,8 @@ build_kwok() {
   start=$SECONDS
   log "building kwok $KWOK_VERSION"
   # A plain module (no staging replaces): `go install pkg@version` is pinned and checksummed.
-  GOFLAGS= GOBIN="$tmp" go install "${GO_BUILD_FLAGS[@]}" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  GOFLAGS= GOBIN="$tmp" run_build "kwok-$KWOK_VERSION" \
+    go install "${GO_BUILD_FLAGS[@]}" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
   mkdir -p "$dest"
   mv -f "$tmp/kwok" "$dest/kwok"
   rmdir "$tmp"

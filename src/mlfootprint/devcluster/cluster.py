@@ -1,0 +1,552 @@
+"""A real Kubernetes control plane on loopback: etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler and kwok (simulated nodes and pods), each its own process group.
+
+Used by the pytest fixtures (tests/conftest.py), `mlfootprint dev-cluster` and the demo. See
+docs/dev-cluster.md. Everything lives in one state directory::
+
+    state.json   ports, pids and binaries of the running processes (read by `down`/`status`)
+    kubeconfig   admin (system:masters) kubeconfig with embedded certificates
+    pki/         CA, serving and client certificates, service-account keys
+    etcd/        etcd data
+    logs/        one log per process
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from mlfootprint.devcluster import pki
+from mlfootprint.devcluster.binaries import Binaries
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+SERVICE_CIDR = "10.0.0.0/24"
+POD_CIDR = "10.244.0.0/16"
+#: annotation that marks a node as managed (simulated) by kwok
+KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+GPU_RESOURCE = "nvidia.com/gpu"
+DEFAULT_GPU_PRODUCT = "NVIDIA-H100-80GB-HBM3"
+
+#: start order; stop runs in reverse
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+
+
+class DevClusterError(RuntimeError):
+    """The control plane could not be started, or is in an unexpected state."""
+
+
+@dataclass
+class Ports:
+    """Loopback ports, all picked free at start."""
+
+    etcd_client: int = 0
+    etcd_peer: int = 0
+    apiserver: int = 0
+    controller_manager: int = 0
+    scheduler: int = 0
+
+
+@dataclass
+class ProcessRecord:
+    """One started process (its own session, so pid == process-group id)."""
+
+    name: str
+    pid: int
+    binary: str
+    log: str
+
+
+@dataclass
+class _State:
+    ports: Ports = field(default_factory=Ports)
+    processes: list[ProcessRecord] = field(default_factory=list)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (the OS picks it)."""
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pick_ports() -> Ports:
+    # Keep every socket bound until all are chosen so that no two are the same.
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(5)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return Ports(*(int(s.getsockname()[1]) for s in socks))
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+def _kubeconfig(server: str, ca: Path, client: pki.CertPair, user: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "mlfootprint-dev", "cluster": {"server": server, "certificate-authority-data": _b64(ca)}}
+        ],
+        "users": [
+            {
+                "name": user,
+                "user": {"client-certificate-data": _b64(client.cert), "client-key-data": _b64(client.key)},
+            }
+        ],
+        "contexts": [{"name": "mlfootprint-dev", "context": {"cluster": "mlfootprint-dev", "user": user}}],
+        "current-context": "mlfootprint-dev",
+    }
+
+
+def _set_pdeathsig() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Ask Linux to SIGKILL the child if its parent dies (the pytest fixture's safety net)."""
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def pid_alive(pid: int, binary: str | None = None) -> bool:
+    """True while `pid` runs (zombies count as gone); with `binary`, only if it runs that file."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    if stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X"):
+        return False
+    if binary is not None:
+        try:
+            exe = os.readlink(f"/proc/{pid}/exe")
+        except OSError:
+            return False
+        return exe.removesuffix(" (deleted)") == os.path.realpath(binary)
+    return True
+
+
+class DevCluster:
+    """A local control plane; `start()`/`stop()` or `with DevCluster(dir) as c: ...`.
+
+    `die_with_parent=True` (the pytest fixture) makes the kernel kill every component if the
+    starting process dies without calling `stop()`; `mlfootprint dev-cluster up` leaves it off
+    so that the processes outlive the command.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        gpu_nodes: int = 0,
+        binaries: Binaries | None = None,
+        start_timeout_s: float = 90.0,
+        die_with_parent: bool = False,
+    ) -> None:
+        self.state_dir = Path(state_dir).absolute()
+        self.gpu_nodes = gpu_nodes
+        self.start_timeout_s = start_timeout_s
+        self.die_with_parent = die_with_parent
+        self._binaries = binaries
+        self._state = _State()
+        self._popen: dict[int, subprocess.Popen[bytes]] = {}
+
+    # ----------------------------------------------------------------- public API
+    @property
+    def kubeconfig(self) -> Path:
+        """Admin kubeconfig (user `mlfootprint-admin`, group `system:masters`)."""
+        return self.state_dir / "kubeconfig"
+
+    @property
+    def server(self) -> str:
+        """The API server URL, e.g. https://127.0.0.1:PORT."""
+        return f"https://127.0.0.1:{self._state.ports.apiserver}"
+
+    @property
+    def ports(self) -> Ports:
+        return self._state.ports
+
+    @property
+    def binaries(self) -> Binaries:
+        if self._binaries is None:
+            self._binaries = Binaries.find()
+        return self._binaries
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that point clients (kubectl, kopf, helm) at this cluster."""
+        return {"KUBECONFIG": str(self.kubeconfig)}
+
+    def pids(self) -> dict[str, int]:
+        """Component name -> pid (also its process-group id)."""
+        return {p.name: p.pid for p in self._state.processes}
+
+    @classmethod
+    def load(cls, state_dir: Path) -> DevCluster:
+        """A handle on a cluster started earlier (e.g. by `dev-cluster up`) from its state file."""
+        cluster = cls(state_dir)
+        path = cluster.state_dir / STATE_FILE
+        if not path.exists():
+            raise DevClusterError(f"no dev cluster state in {cluster.state_dir} ({STATE_FILE} missing)")
+        raw = json.loads(path.read_text())
+        cluster._state = _State(Ports(**raw["ports"]), [ProcessRecord(**p) for p in raw["processes"]])
+        return cluster
+
+    def running(self) -> dict[str, bool]:
+        """Component name -> whether its recorded process is alive."""
+        return {p.name: pid_alive(p.pid, p.binary) for p in self._state.processes}
+
+    def is_ready(self) -> bool:
+        """The API server answers /readyz with ok."""
+        try:
+            return self._get(f"{self.server}/readyz", timeout_s=2.0) == "ok"
+        except (OSError, urllib.error.URLError, ssl.SSLError):
+            return False
+
+    def start(self) -> DevCluster:
+        """Generate certificates, start every component and wait until the API server is ready."""
+        t0 = time.monotonic()
+        bins = self.binaries  # raises MissingBinaryError (-> "run `make tools`") first
+        self._refuse_if_running()
+        self._prepare_dirs()
+        self._state = _State(_pick_ports())
+        certs = pki.generate(self.state_dir / "pki")
+        self._write_kubeconfigs(certs)
+        try:
+            self._spawn("etcd", bins.etcd, self._etcd_args())
+            self._spawn("kube-apiserver", bins.kube_apiserver, self._apiserver_args(certs))
+            self._wait_ready(t0)
+            t_api = time.monotonic()
+            self._spawn("kube-controller-manager", bins.kube_controller_manager, self._kcm_args(certs))
+            self._spawn("kube-scheduler", bins.kube_scheduler, self._scheduler_args())
+            self._spawn("kwok", bins.kwok, self._kwok_args())
+            if self.gpu_nodes:
+                self.create_gpu_nodes(self.gpu_nodes)
+        except BaseException:
+            self.stop()
+            raise
+        logger.info(
+            "dev cluster ready",
+            extra={
+                "server": self.server,
+                "kubeconfig": str(self.kubeconfig),
+                "apiserver_ready_s": round(t_api - t0, 2),
+                "start_s": round(time.monotonic() - t0, 2),
+            },
+        )
+        return self
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """SIGTERM each component's process group (reverse start order), SIGKILL what remains."""
+        procs = list(reversed(self._state.processes))
+        for p in procs:
+            self._signal(p, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and any(self._alive(p) for p in procs):
+            time.sleep(0.05)
+        for p in procs:
+            if self._alive(p):
+                logger.warning("component ignored SIGTERM; killing", extra={"component": p.name, "pid": p.pid})
+                self._signal(p, signal.SIGKILL)
+        for p in procs:
+            popen = self._popen.pop(p.pid, None)
+            if popen is not None:
+                popen.wait(timeout=5)
+        self._state.processes = []
+        state = self.state_dir / STATE_FILE
+        if state.exists():
+            state.unlink()
+        logger.info("dev cluster stopped", extra={"state_dir": str(self.state_dir)})
+
+    def __enter__(self) -> DevCluster:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, timeout_s: float = 60.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the real kubectl against this cluster; raise DevClusterError on failure if `check`."""
+        cmd = [str(self.binaries.kubectl), "--kubeconfig", str(self.kubeconfig), *args]
+        proc = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout_s)
+        if check and proc.returncode != 0:
+            raise DevClusterError(f"{' '.join(cmd[3:])!s} failed ({proc.returncode}): {proc.stderr.strip()}")
+        return proc
+
+    def create_gpu_nodes(
+        self,
+        count: int,
+        *,
+        gpus_per_node: int = 8,
+        product: str = DEFAULT_GPU_PRODUCT,
+        prefix: str = "kwok-gpu-",
+        labels: Mapping[str, str] | None = None,
+        wait_ready_s: float | None = 60.0,
+    ) -> list[str]:
+        """Create `count` kwok-managed nodes advertising `nvidia.com/gpu`; wait until Ready.
+
+        Labels follow NVIDIA GPU feature discovery (`nvidia.com/gpu.product`, `.count`,
+        `.present`). Names are `<prefix><i>` continuing after existing ones.
+        """
+        if count < 0:
+            raise ValueError("count must be >= 0")
+        existing = set(self.kubectl("get", "nodes", "-o", "name").stdout.split())
+        names: list[str] = []
+        i = 0
+        while len(names) < count:
+            if f"node/{prefix}{i}" not in existing:
+                names.append(f"{prefix}{i}")
+            i += 1
+        items = [self._gpu_node(n, gpus_per_node, product, labels or {}) for n in names]
+        if items:
+            self.kubectl("create", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+            if wait_ready_s:
+                self.kubectl(
+                    "wait", "--for=condition=Ready", f"--timeout={int(wait_ready_s)}s",
+                    *(f"node/{n}" for n in names), timeout_s=wait_ready_s + 10,
+                )
+        logger.info("created simulated GPU nodes", extra={"nodes": names, "gpus_per_node": gpus_per_node})
+        return names
+
+    # ----------------------------------------------------------------- internals
+    @staticmethod
+    def _gpu_node(name: str, gpus: int, product: str, labels: Mapping[str, str]) -> dict[str, Any]:
+        resources = {"cpu": "64", "memory": "1024Gi", "pods": "110", "ephemeral-storage": "2Ti", GPU_RESOURCE: str(gpus)}
+        return {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "annotations": {KWOK_NODE_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                "labels": {
+                    "type": "kwok",
+                    "kubernetes.io/arch": "amd64",
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/hostname": name,
+                    "nvidia.com/gpu.present": "true",
+                    "nvidia.com/gpu.product": product,
+                    "nvidia.com/gpu.count": str(gpus),
+                    **labels,
+                },
+            },
+            "spec": {},
+            "status": {"capacity": resources, "allocatable": resources},
+        }
+
+    def _refuse_if_running(self) -> None:
+        if (self.state_dir / STATE_FILE).exists():
+            previous = DevCluster.load(self.state_dir)
+            alive = [n for n, up in previous.running().items() if up]
+            if alive:
+                raise DevClusterError(
+                    f"a dev cluster is already running from {self.state_dir} ({', '.join(alive)}); "
+                    "stop it first (`mlfootprint dev-cluster down`)"
+                )
+
+    def _prepare_dirs(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        for sub in ("etcd", "pki", "logs", "kubeconfigs"):
+            shutil.rmtree(self.state_dir / sub, ignore_errors=True)
+        (self.state_dir / "logs").mkdir()
+        (self.state_dir / "kubeconfigs").mkdir(mode=0o700)
+        (self.state_dir / "kwok.yaml").write_text(
+            # An explicit (empty) configuration so that ~/.kwok/kwok.yaml is never read.
+            "apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions: {}\n"
+        )
+
+    def _write_kubeconfigs(self, certs: pki.Pki) -> None:
+        def write(path: Path, client: pki.CertPair, user: str) -> None:
+            path.write_text(json.dumps(_kubeconfig(self.server, certs.ca.cert, client, user), indent=2))
+            path.chmod(0o600)
+
+        write(self.kubeconfig, certs.admin, "mlfootprint-admin")
+        write(self._kc("kube-controller-manager"), certs.controller_manager, "system:kube-controller-manager")
+        write(self._kc("kube-scheduler"), certs.scheduler, "system:kube-scheduler")
+
+    def _kc(self, component: str) -> Path:
+        return self.state_dir / "kubeconfigs" / f"{component}.kubeconfig"
+
+    def _etcd_args(self) -> list[str]:
+        p = self._state.ports
+        client, peer = f"http://127.0.0.1:{p.etcd_client}", f"http://127.0.0.1:{p.etcd_peer}"
+        return [
+            "--name=dev",
+            f"--data-dir={self.state_dir / 'etcd'}",
+            f"--listen-client-urls={client}",
+            f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=dev={peer}",
+            "--initial-cluster-state=new",
+            "--logger=zap",
+            "--log-level=warn",
+        ]
+
+    def _apiserver_args(self, c: pki.Pki) -> list[str]:
+        p = self._state.ports
+        return [
+            f"--etcd-servers=http://127.0.0.1:{p.etcd_client}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={p.apiserver}",
+            f"--tls-cert-file={c.apiserver.cert}",
+            f"--tls-private-key-file={c.apiserver.key}",
+            f"--client-ca-file={c.ca.cert}",
+            "--authorization-mode=Node,RBAC",
+            f"--service-account-key-file={c.sa_pub}",
+            f"--service-account-signing-key-file={c.sa_key}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            # The `kubernetes` Service would get 127.0.0.1 as endpoint, which validation rejects.
+            "--endpoint-reconciler-type=none",
+            "--allow-privileged=true",
+            "--profiling=false",
+            "--v=1",
+        ]
+
+    def _kcm_args(self, c: pki.Pki) -> list[str]:
+        return [
+            f"--kubeconfig={self._kc('kube-controller-manager')}",
+            f"--authentication-kubeconfig={self._kc('kube-controller-manager')}",
+            f"--authorization-kubeconfig={self._kc('kube-controller-manager')}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={self._state.ports.controller_manager}",
+            "--leader-elect=false",
+            # Each controller gets its own service-account token, as in kubeadm (RBAC bootstrap roles).
+            "--use-service-account-credentials=true",
+            f"--service-account-private-key-file={c.sa_key}",
+            f"--root-ca-file={c.ca.cert}",
+            f"--cluster-signing-cert-file={c.ca.cert}",
+            f"--cluster-signing-key-file={c.ca.key}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--profiling=false",
+            "--v=1",
+        ]
+
+    def _scheduler_args(self) -> list[str]:
+        return [
+            f"--kubeconfig={self._kc('kube-scheduler')}",
+            f"--authentication-kubeconfig={self._kc('kube-scheduler')}",
+            f"--authorization-kubeconfig={self._kc('kube-scheduler')}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={self._state.ports.scheduler}",
+            "--leader-elect=false",
+            "--profiling=false",
+            "--v=1",
+        ]
+
+    def _kwok_args(self) -> list[str]:
+        return [
+            f"--config={self.state_dir / 'kwok.yaml'}",
+            f"--kubeconfig={self.kubeconfig}",
+            "--manage-all-nodes=false",
+            f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
+            "--disregard-status-with-annotation-selector=kwok.x-k8s.io/status=custom",
+            f"--cidr={POD_CIDR}",
+            "--node-ip=10.255.0.1",
+            "--node-lease-duration-seconds=40",
+        ]
+
+    def _spawn(self, name: str, binary: Path, args: Sequence[str]) -> None:
+        log = self.state_dir / "logs" / f"{name}.log"
+        with log.open("ab") as out:
+            popen = subprocess.Popen(
+                [str(binary), *args],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.state_dir,
+                start_new_session=True,
+                preexec_fn=_set_pdeathsig if self.die_with_parent and sys.platform == "linux" else None,
+            )
+        self._popen[popen.pid] = popen
+        self._state.processes.append(ProcessRecord(name, popen.pid, str(binary), str(log)))
+        self._save_state()
+        logger.debug("started", extra={"component": name, "pid": popen.pid})
+
+    def _save_state(self) -> None:
+        path = self.state_dir / STATE_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self._state), indent=2))
+        tmp.replace(path)
+
+    def _alive(self, p: ProcessRecord) -> bool:
+        popen = self._popen.get(p.pid)
+        if popen is not None:
+            return popen.poll() is None
+        return pid_alive(p.pid, p.binary)
+
+    def _signal(self, p: ProcessRecord, sig: signal.Signals) -> None:
+        # Only signal a process group we started: the leader must still run the recorded binary.
+        if not self._alive(p):
+            return
+        try:
+            os.killpg(p.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.state_dir / "pki" / "ca.crt"))
+        ctx.load_cert_chain(str(self.state_dir / "pki" / "admin.crt"), str(self.state_dir / "pki" / "admin.key"))
+        return ctx
+
+    def _get(self, url: str, timeout_s: float) -> str:
+        with urllib.request.urlopen(url, context=self._ssl_context(), timeout=timeout_s) as resp:
+            return str(resp.read().decode())
+
+    def _wait_ready(self, t0: float) -> None:
+        deadline = t0 + self.start_timeout_s
+        last = ""
+        while time.monotonic() < deadline:
+            for p in self._state.processes:
+                if not self._alive(p):
+                    raise DevClusterError(f"{p.name} exited during start-up; last log lines:\n{_tail(Path(p.log))}")
+            try:
+                body = self._get(f"{self.server}/readyz", timeout_s=2.0)
+                if body == "ok":
+                    return
+                last = body
+            except urllib.error.HTTPError as e:
+                last = e.read().decode(errors="replace")
+            except (OSError, urllib.error.URLError, ssl.SSLError) as e:
+                last = str(e)
+            time.sleep(0.1)
+        raise DevClusterError(
+            f"kube-apiserver not ready after {self.start_timeout_s:.0f} s: {last[-2000:]}\n"
+            f"apiserver log:\n{_tail(self.state_dir / 'logs' / 'kube-apiserver.log')}"
+        )
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
+
+
+def iter_logs(state_dir: Path) -> Iterator[Path]:
+    """The component logs of a state directory."""
+    yield from sorted((Path(state_dir) / "logs").glob("*.log"))

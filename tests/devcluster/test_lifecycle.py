@@ -1,0 +1,83 @@
+"""Starting and stopping leaves nothing behind; the `mlfootprint dev-cluster` CLI round trip."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mlfootprint.devcluster import DevCluster
+from mlfootprint.devcluster.cluster import pid_alive
+
+pytestmark = pytest.mark.cluster
+
+
+def _gone(pids: list[int], timeout_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not any(pid_alive(p) for p in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_stop_leaves_no_process_behind(tmp_path: Path) -> None:
+    with DevCluster(tmp_path / "c", die_with_parent=True) as dev:
+        assert dev.is_ready()
+        pids = list(dev.pids().values())
+        assert len(pids) == 5 and all(pid_alive(p) for p in pids)
+    assert _gone(pids)
+    assert not (tmp_path / "c" / "state.json").exists()
+    for p in pids:  # not even in another process of the same group
+        with pytest.raises(ProcessLookupError):
+            os.killpg(p, 0)
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mlfootprint", "dev-cluster", *args],
+        capture_output=True, text=True, timeout=180, env={**os.environ, **(env or {})},
+    )
+
+
+def test_cli_up_env_status_down(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    up = _cli("up", "--state-dir", str(state), "--gpu-nodes", "1")
+    try:
+        assert up.returncode == 0, up.stderr
+        assert "export KUBECONFIG=" in up.stdout and "dev-cluster down" in up.stdout
+        # `up` returned: the processes run on, detached in their own sessions.
+        loaded = DevCluster.load(state)
+        pids = list(loaded.pids().values())
+        assert all(loaded.running().values())
+        assert all(os.getsid(p) == p for p in pids)
+
+        env = _cli("env", "--state-dir", str(state))
+        assert env.returncode == 0
+        assert env.stdout.strip() == f"export KUBECONFIG={state / 'kubeconfig'}"
+        nodes = subprocess.run(
+            ["bash", "-c", f"{env.stdout}\nkubectl get nodes -o name"], capture_output=True, text=True, timeout=30
+        )
+        assert nodes.stdout.split() == ["node/kwok-gpu-0"], nodes.stderr
+
+        status = _cli("status", "--state-dir", str(state))
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert "NOT" not in status.stdout
+
+        again = _cli("up", "--state-dir", str(state))
+        assert again.returncode == 1 and "already running" in again.stderr
+    finally:
+        down = _cli("down", "--state-dir", str(state))
+    assert down.returncode == 0, down.stderr
+    assert _gone(pids)
+    assert _cli("status", "--state-dir", str(state)).returncode == 1
+    assert _cli("down", "--state-dir", str(state)).returncode == 0  # idempotent
+
+
+def test_cli_rejects_bad_gpu_node_count(tmp_path: Path) -> None:
+    bad = _cli("up", "--state-dir", str(tmp_path), "--gpu-nodes", "-1")
+    assert bad.returncode == 2 and "--gpu-nodes" in bad.stderr
