@@ -1,0 +1,99 @@
+"""Wiring: configuration -> sources -> monitor -> registry (kept apart from the CLI for tests)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from prometheus_client.registry import CollectorRegistry
+
+from mlfootprint.exporter.cgroups import CgroupReader
+from mlfootprint.exporter.collector import SnapshotCollector
+from mlfootprint.exporter.config import ExporterConfig
+from mlfootprint.exporter.gpu_dcgm import DcgmGpuSource
+from mlfootprint.exporter.gpu_nvml import NvmlGpuSource
+from mlfootprint.exporter.gpu_sim import SimulatedGpuSource
+from mlfootprint.exporter.host import ModelHostSource, RaplHostSource, SimHostSource
+from mlfootprint.exporter.model import ErrorCounter, GpuSource, HostSource, PodSource
+from mlfootprint.exporter.monitor import Clock, Monitor
+from mlfootprint.exporter.pods import FilePodSource, KubeletPodSource, KubernetesPodSource, KubernetesPods
+
+log = logging.getLogger(__name__)
+
+
+def build_gpu(cfg: ExporterConfig, errors: ErrorCounter) -> GpuSource | None:
+    if cfg.gpu_source == "nvml":
+        return NvmlGpuSource(errors, mig_total_slices=cfg.mig_total_slices)
+    if cfg.gpu_source == "dcgm":
+        return DcgmGpuSource(errors, cfg.dcgm_url)
+    if cfg.gpu_source == "sim":
+        return SimulatedGpuSource(
+            errors,
+            count=cfg.sim_gpus,
+            model=cfg.sim_gpu_model,
+            max_power_w=cfg.sim_max_power_w,
+            seed=cfg.sim_seed,
+            default_profile=cfg.sim_default_profile,
+            node=cfg.node_name,
+        )
+    return None
+
+
+def build_host(cfg: ExporterConfig, errors: ErrorCounter) -> HostSource | None:
+    model = ModelHostSource(
+        errors, cfg.procfs_root, cfg.host_idle_w_per_cpu, cfg.host_max_w_per_cpu, cfg.host_dram_w_per_gb
+    )
+    if cfg.host_source == "rapl":
+        return RaplHostSource(errors, cfg.sysfs_root, cfg.procfs_root)
+    if cfg.host_source == "model":
+        return model
+    if cfg.host_source == "sim":
+        return SimHostSource(errors)
+    if cfg.host_source == "auto":
+        rapl = RaplHostSource(errors, cfg.sysfs_root, cfg.procfs_root)
+        return rapl if rapl.available() else model
+    return None
+
+
+def build_pods(cfg: ExporterConfig, errors: ErrorCounter, gpu: GpuSource | None) -> PodSource | None:
+    def sim_uuids() -> list[str]:
+        return list(getattr(gpu, "uuids", []))
+
+    if cfg.pod_source == "kubelet":
+        metadata: Callable[[], dict] | None = None  # type: ignore[type-arg]
+        if cfg.pod_metadata == "kubernetes":
+            metadata = KubernetesPods(cfg.node_name, cfg.kubeconfig).metadata
+        return KubeletPodSource(errors, cfg.pod_resources_dir, cfg.pod_resources_socket, metadata=metadata)
+    if cfg.pod_source == "file":
+        assert cfg.pods_file is not None  # validated
+        return FilePodSource(errors, cfg.pods_file, sim_uuids)
+    if cfg.pod_source == "kubernetes":
+        return KubernetesPodSource(errors, KubernetesPods(cfg.node_name, cfg.kubeconfig), sim_uuids)
+    return None
+
+
+def build_monitor(cfg: ExporterConfig, errors: ErrorCounter | None = None, clock: Callable[[], float] | None = None) -> Monitor:
+    errors = errors or ErrorCounter()
+    gpu = build_gpu(cfg, errors)
+    real_pods = cfg.pod_source == "kubelet"
+    return Monitor(
+        node=cfg.node_name,
+        errors=errors,
+        gpu=gpu,
+        host=build_host(cfg, errors),
+        pods=build_pods(cfg, errors, gpu),
+        cgroups=CgroupReader(cfg.procfs_root, cfg.cgroup_root) if real_pods else None,
+        clock=clock or Clock(cfg.sim_time_factor if cfg.gpu_source == "sim" else 1.0),
+        idle_policy=cfg.idle_policy,
+        swing_fraction=cfg.swing_fraction,
+        swing_window_s=cfg.swing_window_s,
+        ended_pod_grace_s=cfg.ended_pod_grace_s,
+        state_file=cfg.state_file,
+        state_save_interval_s=cfg.state_save_interval_s,
+    )
+
+
+def build_registry(monitor: Monitor, cfg: ExporterConfig) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(SnapshotCollector(lambda: monitor.snapshot, cfg.metrics_level))
+    return registry

@@ -1,0 +1,102 @@
+"""`mlfootprint exporter`: the node exporter (DaemonSet) serving /metrics and /healthz."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from mlfootprint.exporter.config import ENV_PREFIX, FIELDS, ConfigError, ExporterConfig, flag_of, load_config
+
+HELP = "node exporter: GPU and host energy attributed to pods (Prometheus)"
+DESCRIPTION = f"""\
+Meter GPU (NVML, dcgm-exporter or simulated) and host (RAPL or an estimate) energy on this
+node, attribute it to the pods holding the devices (energy is conserved: attributed + idle
+== measured per GPU and interval) and serve it as Prometheus metrics on /metrics
+(names: docs/metrics.md), with /healthz.
+
+Settings are layered: defaults -> --config YAML (keys = the names below with underscores)
+-> environment {ENV_PREFIX}<NAME> (e.g. {ENV_PREFIX}GPU_SOURCE=sim) -> flags.
+
+Demo (a simulated day in a minute, pods from the API server of a kwok cluster):
+  mlfootprint exporter --gpu-source sim --sim-time-factor 1440 --pod-source kubernetes \\
+      --kubeconfig kubeconfig --node-name kwok-gpu-0 --host-source sim
+"""
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=None, help="YAML file with settings (layer 2 of 4).")
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="Attribute two intervals, print the metrics text to stdout and exit (debugging, promtool).",
+    )
+    for name, field in ExporterConfig.model_fields.items():
+        default = field.default
+        choices = getattr(field.annotation, "__args__", None)
+        extra = f" Choices: {', '.join(map(str, choices))}." if choices and all(isinstance(c, str) for c in choices) else ""
+        parser.add_argument(
+            flag_of(name),
+            dest=name,
+            default=None,
+            metavar=name.rsplit("_", 1)[-1].upper() if name.endswith(("_s", "_w", "_gb", "_cpu")) else "VALUE",
+            help=f"{field.description}{extra} Default: {default if default not in (None, '') else 'unset'}.",
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    from mlfootprint.logs import configure  # noqa: PLC0415
+
+    flags = {name: getattr(args, name, None) for name in FIELDS}
+    try:
+        cfg = load_config(args.config, os.environ, flags)
+    except ConfigError as exc:
+        print(f"mlfootprint exporter: {exc}", file=sys.stderr)
+        return 2
+    configure(cfg.log_level, cfg.log_format)
+    from prometheus_client import generate_latest  # noqa: PLC0415
+
+    from mlfootprint.exporter.app import build_monitor, build_registry  # noqa: PLC0415
+    from mlfootprint.exporter.server import freshness_check, make_server, serve_in_thread  # noqa: PLC0415
+
+    monitor = build_monitor(cfg)
+    registry = build_registry(monitor, cfg)
+    if args.once:
+        monitor.cycle()
+        deadline = time.monotonic() + cfg.attribution_interval_s
+        while time.monotonic() < deadline:
+            monitor.sample()
+            time.sleep(cfg.sample_interval_s)
+        monitor.cycle()
+        sys.stdout.write(generate_latest(registry).decode())
+        if cfg.state_file is not None:
+            monitor.save_state()
+        return 0
+    try:
+        server = make_server(cfg.listen_address, cfg.port, registry, freshness_check(
+            lambda: monitor.last_cycle_monotonic, max(10.0, 5 * cfg.attribution_interval_s)))
+    except OSError as exc:
+        print(f"mlfootprint exporter: --port {cfg.port}: cannot listen on {cfg.listen_address}: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    serve_in_thread(server)
+    log.info(
+        "exporter listening",
+        extra={"address": cfg.listen_address, "port": server.server_address[1], "gpu_source": cfg.gpu_source,
+               "pod_source": cfg.pod_source, "node": cfg.node_name},
+    )
+    try:
+        monitor.run(stop, cfg.sample_interval_s, cfg.attribution_interval_s)
+    finally:
+        server.shutdown()
+        server.server_close()
+    return 0

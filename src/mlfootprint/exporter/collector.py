@@ -1,0 +1,173 @@
+"""Prometheus collector: renders the monitor's latest snapshot on every scrape.
+
+Families are rebuilt from the immutable snapshot each time (prometheus/client_python custom
+collector pattern), so containers that disappear leave no stale series. ``describe()``
+returns the families without samples so registration does not trigger a collection.
+Names and labels: docs/metrics.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Literal
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from mlfootprint import __version__
+from mlfootprint.exporter.model import ContainerKey, Snapshot
+
+MetricsLevel = Literal["node", "pod", "container"]
+
+GPU_LABELS = ["node", "gpu_uuid", "gpu_model"]
+POD_GPU_LABELS = ["node", "namespace", "pod", "container", "gpu_uuid", "gpu_model"]
+POD_HOST_LABELS = ["node", "namespace", "pod", "container", "component"]
+POD_ALLOC_LABELS = ["node", "namespace", "pod", "container", "gpu_model"]
+POD_LABELS = ["node", "namespace", "pod", "container"]
+
+
+def _families(with_pods: bool) -> dict[str, Metric]:
+    f: dict[str, Metric] = {
+        "gpu_energy": CounterMetricFamily(
+            "mlfootprint_gpu_energy_joules", "Energy measured by the GPU.", labels=GPU_LABELS
+        ),
+        "gpu_power": GaugeMetricFamily("mlfootprint_gpu_power_watts", "Latest GPU power sample.", labels=GPU_LABELS),
+        "gpu_max": GaugeMetricFamily(
+            "mlfootprint_gpu_max_power_watts", "Enforced GPU power limit (device maximum).", labels=GPU_LABELS
+        ),
+        "gpu_idle": CounterMetricFamily(
+            "mlfootprint_gpu_idle_energy_joules", "GPU energy attributed to no pod (idle policy).", labels=GPU_LABELS
+        ),
+        "gpu_swings": CounterMetricFamily(
+            "mlfootprint_gpu_power_swings", "GPU power swings beyond the configured fraction of max power.", labels=GPU_LABELS
+        ),
+        "host": CounterMetricFamily(
+            "mlfootprint_host_energy_joules",
+            "Host energy by component (cpu, dram); estimated=true from the utilisation model.",
+            labels=["node", "component", "estimated"],
+        ),
+    }
+    if with_pods:
+        f |= {
+            "pod_gpu": CounterMetricFamily(
+                "mlfootprint_pod_gpu_energy_joules", "GPU energy attributed to the container.", labels=POD_GPU_LABELS
+            ),
+            "pod_host": CounterMetricFamily(
+                "mlfootprint_pod_host_energy_joules",
+                "Host energy attributed to the container by CPU-time share.",
+                labels=POD_HOST_LABELS,
+            ),
+            "pod_alloc": CounterMetricFamily(
+                "mlfootprint_pod_gpu_allocation_seconds",
+                "Device-seconds of GPU held by the container (embodied share).",
+                labels=POD_ALLOC_LABELS,
+            ),
+            "pod_power": GaugeMetricFamily(
+                "mlfootprint_pod_gpu_power_watts", "GPU power attributed to the container.", labels=POD_LABELS
+            ),
+            "pod_peak": GaugeMetricFamily(
+                "mlfootprint_pod_gpu_power_peak_watts", "Highest attributed GPU power sampled.", labels=POD_LABELS
+            ),
+            "pod_min": GaugeMetricFamily(
+                "mlfootprint_pod_gpu_power_min_watts", "Lowest attributed GPU power sampled.", labels=POD_LABELS
+            ),
+            "pod_swings": CounterMetricFamily(
+                "mlfootprint_pod_power_swings", "Swings of the container's attributed GPU power.", labels=POD_LABELS
+            ),
+        }
+    f |= {
+        "up": GaugeMetricFamily(
+            "mlfootprint_exporter_source_up", "1 if the last read of the source succeeded.", labels=["source"]
+        ),
+        "duration": GaugeMetricFamily(
+            "mlfootprint_exporter_source_duration_seconds", "Duration of the last read of the source.", labels=["source"]
+        ),
+        "errors": CounterMetricFamily(
+            "mlfootprint_exporter_source_errors", "Failed calls per source and call.", labels=["source", "call"]
+        ),
+        "build": GaugeMetricFamily("mlfootprint_exporter_build_info", "Exporter build information.", labels=["version"]),
+    }
+    return f
+
+
+class SnapshotCollector(Collector):
+    def __init__(self, snapshot: Callable[[], Snapshot], level: MetricsLevel = "container") -> None:
+        self._snapshot = snapshot
+        self._level = level
+
+    def describe(self) -> Iterator[Metric]:
+        yield from _families(self._level != "node").values()
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self._snapshot()
+        node = snap.node
+        f = _families(self._level != "node")
+        for g in snap.gpus:
+            labels = [node, g.uuid, g.model]
+            f["gpu_energy"].add_metric(labels, g.energy_j)
+            f["gpu_power"].add_metric(labels, g.power_w)
+            f["gpu_max"].add_metric(labels, g.max_power_w)
+            f["gpu_idle"].add_metric(labels, g.idle_energy_j)
+            f["gpu_swings"].add_metric(labels, g.swings)
+        estimated = "true" if snap.host_estimated else "false"
+        for comp in sorted(snap.host_energy_j):
+            f["host"].add_metric([node, comp, estimated], snap.host_energy_j[comp])
+        if self._level != "node":
+            self._pods(f, snap)
+        for s in snap.sources:
+            f["up"].add_metric([s.source], 1.0 if s.up else 0.0)
+            f["duration"].add_metric([s.source], s.duration_s)
+        for (source, call), count in sorted(snap.errors.items()):
+            f["errors"].add_metric([source, call], count)
+        f["build"].add_metric([__version__], 1.0)
+        yield from f.values()
+
+    def _pods(self, f: dict[str, Metric], snap: Snapshot) -> None:
+        node = snap.node
+        containers = snap.containers
+        if self._level == "pod":
+            containers = _by_pod(snap)
+        pod_gpu, pod_host, pod_alloc = f["pod_gpu"], f["pod_host"], f["pod_alloc"]
+        pod_power, pod_peak, pod_min, pod_swings = f["pod_power"], f["pod_peak"], f["pod_min"], f["pod_swings"]
+        for c in containers:
+            k = c.key
+            base = [node, k.namespace, k.pod, k.container]
+            for (uuid, model), joules in c.gpu_energy_j.items():
+                pod_gpu.add_metric([*base, uuid, model], joules)
+            for comp, joules in c.host_energy_j.items():
+                pod_host.add_metric([*base, comp], joules)
+            for model, seconds in c.allocation_s.items():
+                pod_alloc.add_metric([*base, model], seconds)
+            if c.gpu_energy_j or c.allocation_s:
+                pod_power.add_metric(base, c.power_w)
+                pod_peak.add_metric(base, c.peak_power_w)
+                pod_min.add_metric(base, c.min_power_w)
+                pod_swings.add_metric(base, c.swings)
+
+
+def _by_pod(snap: Snapshot) -> tuple:  # type: ignore[type-arg]
+    """Sum containers into one series per pod (``container=""``) for metrics level ``pod``."""
+    from mlfootprint.exporter.model import ContainerSeries  # noqa: PLC0415
+
+    merged: dict[tuple[str, str], dict] = {}  # type: ignore[type-arg]
+    for c in snap.containers:
+        m = merged.setdefault(
+            (c.key.namespace, c.key.pod),
+            {"gpu": {}, "host": {}, "alloc": {}, "power": 0.0, "peak": 0.0, "min": 0.0, "swings": 0},
+        )
+        for k, v in c.gpu_energy_j.items():
+            m["gpu"][k] = m["gpu"].get(k, 0.0) + v
+        for k, v in c.host_energy_j.items():
+            m["host"][k] = m["host"].get(k, 0.0) + v
+        for k, v in c.allocation_s.items():
+            m["alloc"][k] = m["alloc"].get(k, 0.0) + v
+        m["power"] += c.power_w
+        m["peak"] += c.peak_power_w  # upper bound of the pod's peak
+        m["min"] += c.min_power_w
+        m["swings"] += c.swings
+    return tuple(
+        ContainerSeries(
+            ContainerKey(ns, pod, ""), m["gpu"], m["host"], m["alloc"], m["power"], m["peak"], m["min"], m["swings"]
+        )
+        for (ns, pod), m in sorted(merged.items())
+    )
