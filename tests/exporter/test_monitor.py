@@ -1,0 +1,163 @@
+"""Monitor end to end with injected clock and fake sources: conservation, resets, restarts,
+ended pods, sub-second power statistics."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from mlfootprint.exporter.cgroups import CgroupReader
+from mlfootprint.exporter.model import ContainerInfo, ErrorCounter, GpuProcess
+from mlfootprint.exporter.monitor import Clock, Monitor
+
+from .conftest import FIXTURES, FakeClock, FakeGpu, FakeGpuSource, FakePodSource, key
+
+G0, G1 = "GPU-0", "GPU-1"
+A, B = key("a"), key("b")
+
+
+def make(clock: FakeClock, **kw):  # type: ignore[no-untyped-def]
+    gpus = FakeGpuSource([FakeGpu(G0), FakeGpu(G1, energy_mj=None, power_w=50.0)])
+    pods = FakePodSource([ContainerInfo(A, (("nvidia.com/gpu", G0),)), ContainerInfo(B, ())])
+    mon = Monitor("node-1", ErrorCounter(), gpu=gpus, pods=pods, clock=clock, **kw)
+    return mon, gpus, pods
+
+
+def pod_gpu(snap, k, uuid):  # type: ignore[no-untyped-def]
+    c = next(c for c in snap.containers if c.key == k)
+    return sum(j for (u, _m), j in c.gpu_energy_j.items() if u == uuid)
+
+
+def test_counter_and_integral_paths_conserve(clock: FakeClock) -> None:
+    mon, gpus, _ = make(clock)
+    mon.cycle()
+    for step in range(10):  # 1 s at 100 ms samples
+        clock.advance(0.1)
+        gpus.gpus[0].energy_mj += 30_000  # 300 W for 0.1 s
+        gpus.gpus[0].power_w = 300.0
+        mon.sample()
+    snap = mon.cycle()
+    g = {s.uuid: s for s in snap.gpus}
+    assert g[G0].energy_j == pytest.approx(300.0)
+    assert pod_gpu(snap, A, G0) == pytest.approx(300.0)
+    assert g[G0].idle_energy_j == pytest.approx(0.0)
+    assert g[G1].energy_j == pytest.approx(50.0)  # trapezoid of 50 W samples over 1 s
+    assert g[G1].idle_energy_j == pytest.approx(50.0)
+    a = next(c for c in snap.containers if c.key == A)
+    assert a.allocation_s == {"NVIDIA H100 80GB HBM3": pytest.approx(1.0)}
+    assert (a.power_w, a.peak_power_w, a.min_power_w) == (300.0, 300.0, 100.0)
+
+
+def test_driver_reload_is_neither_negative_nor_doubled(clock: FakeClock) -> None:
+    mon, gpus, _ = make(clock)
+    mon.cycle()
+    clock.advance(1.0)
+    gpus.gpus[0].energy_mj += 200_000
+    mon.cycle()
+    clock.advance(1.0)
+    gpus.gpus[0].energy_mj = 100_000  # reset to ~0 by a driver reload, then 100 J since
+    snap = mon.cycle()
+    clock.advance(1.0)
+    gpus.gpus[0].energy_mj = 10**12  # bogus jump: discarded
+    snap = mon.cycle()
+    assert {s.uuid: s.energy_j for s in snap.gpus}[G0] == pytest.approx(300.0)
+    assert pod_gpu(snap, A, G0) == pytest.approx(300.0)
+
+
+def test_swing_counting_on_checkpoint_dips(clock: FakeClock) -> None:
+    mon, gpus, _ = make(clock, swing_fraction=0.5, swing_window_s=1.0)
+    mon.cycle()
+    mon.cycle()  # shares known: A holds G0
+    for step in range(40):
+        clock.advance(0.1)
+        gpus.gpus[0].power_w = 600.0 if (step // 10) % 2 == 0 else 100.0
+        mon.sample()
+    snap = mon.cycle()
+    assert {s.uuid: s.swings for s in snap.gpus}[G0] == 4
+    a = next(c for c in snap.containers if c.key == A)
+    assert a.swings == 4 and a.peak_power_w == 600.0 and a.min_power_w == 100.0
+
+
+def test_ended_pod_kept_for_grace_then_dropped(clock: FakeClock) -> None:
+    mon, gpus, pods = make(clock, ended_pod_grace_s=5.0)
+    mon.cycle()
+    clock.advance(1.0)
+    gpus.gpus[0].energy_mj += 100_000
+    mon.cycle()
+    pods.containers = []  # pod a ended
+    clock.advance(1.0)
+    gpus.gpus[0].energy_mj += 100_000
+    snap = mon.cycle()
+    assert pod_gpu(snap, A, G0) == pytest.approx(100.0)  # final energy still visible
+    assert {s.uuid: s.idle_energy_j for s in snap.gpus}[G0] == pytest.approx(100.0)
+    clock.advance(4.5)
+    assert any(c.key == A for c in mon.cycle().containers)
+    clock.advance(1.0)
+    assert not any(c.key == A for c in mon.cycle().containers)
+
+
+def test_restart_with_state_file_continues_counters(clock: FakeClock, tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    mon, gpus, _ = make(clock, state_file=state)
+    mon.cycle()
+    clock.advance(1.0)
+    gpus.gpus[0].energy_mj += 400_000
+    mon.cycle()
+    mon.save_state()
+    # restart: new monitor, same hardware counter moved on by 50 J while we were down
+    gpus.gpus[0].energy_mj += 50_000
+    mon2 = Monitor("node-1", ErrorCounter(), gpu=gpus, pods=mon._pod_source, clock=clock, state_file=state)
+    clock.advance(1.0)
+    snap = mon2.cycle()  # baseline only: no doubled, no negative energy
+    assert pod_gpu(snap, A, G0) == pytest.approx(400.0)
+    clock.advance(1.0)
+    gpus.gpus[0].energy_mj += 100_000
+    snap = mon2.cycle()
+    assert pod_gpu(snap, A, G0) == pytest.approx(500.0)
+    assert {s.uuid: s.energy_j for s in snap.gpus}[G0] == pytest.approx(500.0)
+    # a corrupt state file is reported and ignored, not fatal
+    state.write_text("{not json")
+    errors = ErrorCounter()
+    Monitor("node-1", errors, clock=clock, state_file=state)
+    assert errors.counts() == {("state", "load"): 1}
+
+
+def test_shared_gpu_through_cgroups(clock: FakeClock) -> None:
+    """Time-sliced GPU: PIDs resolve through /proc/<pid>/cgroup fixtures to containers."""
+    gpus = FakeGpuSource(
+        [FakeGpu(G0, processes=(GpuProcess(4242, 60.0), GpuProcess(4444, 20.0), GpuProcess(1, 20.0)))]
+    )
+    pods = FakePodSource(
+        [
+            ContainerInfo(A, (("nvidia.com/gpu", f"{G0}::0"),), "11111111-2222-3333-4444-555555555555", "a" * 64),
+            ContainerInfo(B, (("nvidia.com/gpu", f"{G0}::1"),), "33333333-4444-5555-6666-777777777777", "c" * 64),
+        ]
+    )
+    cg = CgroupReader(FIXTURES / "proc", FIXTURES / "sys/fs/cgroup")
+    mon = Monitor("n", ErrorCounter(), gpu=gpus, pods=pods, cgroups=cg, clock=clock)
+    mon.cycle()
+    clock.advance(1.0)
+    gpus.gpus[0].energy_mj += 1_000_000
+    snap = mon.cycle()
+    assert pod_gpu(snap, A, G0) == pytest.approx(600.0)
+    assert pod_gpu(snap, B, G0) == pytest.approx(200.0)
+    total = pod_gpu(snap, A, G0) + pod_gpu(snap, B, G0) + snap.gpus[0].idle_energy_j
+    assert math.isclose(total, snap.gpus[0].energy_j)
+
+
+def test_source_down_is_reported_and_pods_kept(clock: FakeClock) -> None:
+    mon, gpus, _ = make(clock)
+    mon.cycle()
+    gpus.fail = True
+    clock.advance(1.0)
+    snap = mon.cycle()
+    assert {s.source: s.up for s in snap.sources} == {"fake": False, "pods": True}
+
+
+def test_accelerated_clock() -> None:
+    t = [100.0]
+    clock = Clock(1440.0, now=lambda: 5000.0, mono=lambda: t[0])
+    t[0] += 1.0
+    assert clock() == 5000.0 + 1440.0

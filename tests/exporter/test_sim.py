@@ -1,0 +1,74 @@
+"""Simulated GPUs and simulated pod assignment (file and API-like sources)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlfootprint.exporter.gpu_sim import SimulatedGpuSource, profile_power_w
+from mlfootprint.exporter.model import ErrorCounter
+from mlfootprint.exporter.monitor import Monitor
+from mlfootprint.exporter.pods import FilePodSource, assign_gpus
+
+from .conftest import FakeClock, key
+
+
+def test_deterministic_and_seeded() -> None:
+    a = SimulatedGpuSource(ErrorCounter(), count=4, seed=7, node="n1")
+    b = SimulatedGpuSource(ErrorCounter(), count=4, seed=7, node="n1")
+    c = SimulatedGpuSource(ErrorCounter(), count=4, seed=8, node="n1")
+    assert a.uuids == b.uuids != c.uuids
+    assert a.read(100.0) == b.read(100.0)
+
+
+def test_training_profile_has_checkpoint_dips() -> None:
+    samples = [profile_power_w("training", float(t), 700.0, 0, 0, 0.0) for t in range(0, 3600, 10)]
+    high = [p for p in samples if p > 500]
+    low = [p for p in samples if p < 150]
+    assert 0.8 * 700 < sum(high) / len(high) < 0.9 * 700
+    assert low and all(0.13 * 700 < p < 0.17 * 700 for p in low)
+    assert len(low) == pytest.approx(2 * 120 / 10, abs=2)  # two 2-minute checkpoints per hour
+
+
+def test_inference_follows_request_rate_and_idle_is_low() -> None:
+    night = profile_power_w("inference", 3 * 3600.0, 700.0, 0, 0, 0.0)
+    afternoon = profile_power_w("inference", 15 * 3600.0, 700.0, 0, 0, 0.0)
+    assert afternoon > 2 * night
+    assert 60 < profile_power_w("idle", 5.0, 700.0, 0, 0, 0.0) < 80
+
+
+def test_assign_gpus_is_sticky_and_first_fit() -> None:
+    a, b, c = key("a"), key("b"), key("c")
+    first = assign_gpus([(a, 2), (b, 1)], ["G1", "G2", "G3"], {})
+    assert first == {a: ("G1", "G2"), b: ("G3",)}
+    second = assign_gpus([(c, 1), (b, 1)], ["G1", "G2", "G3"], first)  # a ended, c new
+    assert second == {b: ("G3",), c: ("G1",)}
+    assert assign_gpus([(a, 4)], ["G1"], {}) == {}  # cannot be met: pending
+
+
+def test_file_pods_drive_simulated_load(tmp_path: Path) -> None:
+    pods_file = tmp_path / "pods.yaml"
+    pods_file.write_text(
+        "pods:\n"
+        "  - {namespace: ml, name: train, profile: training, containers: [{name: t, gpus: 2}]}\n"
+        "  - {namespace: web, name: serve, profile: inference, containers: [{name: s, gpus: 1}]}\n"
+    )
+    errors = ErrorCounter()
+    gpu = SimulatedGpuSource(errors, count=4, seed=1)
+    clock = FakeClock(0.0)
+    mon = Monitor("n", errors, gpu=gpu, pods=FilePodSource(errors, pods_file, lambda: gpu.uuids), clock=clock)
+    mon.cycle()
+    clock.advance(60.0)
+    snap = mon.cycle()
+    train = next(c for c in snap.containers if c.key.pod == "train")
+    assert len(train.gpu_energy_j) == 2
+    assert sum(train.gpu_energy_j.values()) == pytest.approx(2 * 60 * 0.85 * 700, rel=0.2)
+    assert train.allocation_s == {"NVIDIA H100 80GB HBM3": pytest.approx(120.0)}
+    idle_total = sum(g.idle_energy_j for g in snap.gpus)
+    assert idle_total == pytest.approx(60 * 70, rel=0.2)  # the one unassigned GPU
+    pods_file.write_text("pods: [")  # broken file: source down, counted, previous pods kept
+    clock.advance(1.0)
+    snap = mon.cycle()
+    assert {s.source: s.up for s in snap.sources}["file"] is False
+    assert errors.counts()[("file", "read")] == 1
