@@ -98,7 +98,12 @@ class NvmlGpuSource:
         return devices
 
     def _discover_mig(self, dev: _Device) -> None:
-        mode = self._call("nvmlDeviceGetMigMode", dev.handle)
+        try:
+            mode = self._nvml.nvmlDeviceGetMigMode(dev.handle)
+        except Exception as exc:
+            if getattr(exc, "value", None) != _NOT_SUPPORTED:  # non-MIG GPUs: not an error
+                self._errors.inc(self.name, "nvmlDeviceGetMigMode")
+            return
         if not mode or int(mode[0]) != 1:
             return
         max_count = self._call("nvmlDeviceGetMaxMigDeviceCount", dev.handle, default=0) or 0

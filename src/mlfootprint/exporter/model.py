@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 # ---------------------------------------------------------------- errors and availability
 
@@ -117,8 +117,9 @@ class HostSource(Protocol):
 # ---------------------------------------------------------------- pods
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class ContainerKey:
+class ContainerKey(NamedTuple):
+    """A NamedTuple (not a dataclass): it is hashed thousands of times per cycle."""
+
     namespace: str
     pod: str
     container: str
