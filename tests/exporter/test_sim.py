@@ -72,3 +72,35 @@ def test_file_pods_drive_simulated_load(tmp_path: Path) -> None:
     snap = mon.cycle()
     assert {s.source: s.up for s in snap.sources}["file"] is False
     assert errors.counts()[("file", "read")] == 1
+
+
+def test_api_server_pods_assigned_and_profiles_follow_annotation() -> None:
+    """KubernetesPodSource with a stand-in for the API listing (the real one is a cluster test)."""
+    from types import SimpleNamespace as NS
+
+    from mlfootprint.exporter.pods import KubernetesPodSource
+
+    def pod(name: str, profile: str | None, gpus: str | None, created: int) -> NS:
+        limits = {"nvidia.com/gpu": gpus} if gpus else {}
+        return NS(
+            metadata=NS(name=name, namespace="ml", uid=f"uid-{name}", creation_timestamp=created,
+                        annotations={"mlfootprint.io/sim-profile": profile} if profile else None),
+            spec=NS(containers=[NS(name="main", resources=NS(limits=limits, requests=None))]),
+            status=NS(phase="Running", container_statuses=None),
+        )
+
+    class Pods:
+        def pods(self):  # type: ignore[no-untyped-def]
+            return [pod("serve", "inference", "1", 2), pod("train", "training", "2", 1), pod("cpu-only", None, None, 3)]
+
+    errors = ErrorCounter()
+    gpu = SimulatedGpuSource(errors, count=4, seed=3)
+    src = KubernetesPodSource(errors, Pods(), lambda: gpu.uuids)  # type: ignore[arg-type]
+    listing = src.list(0.0)
+    uuids = sorted(gpu.uuids)
+    devices = {c.key.pod: [u for _r, u in c.device_ids] for c in listing.containers}
+    assert devices == {"train": uuids[:2], "serve": uuids[2:3], "cpu-only": []}  # oldest first
+    assert src.profiles(listing) == {uuids[0]: "training", uuids[1]: "training", uuids[2]: "inference"}
+    gpu.set_profiles(src.profiles(listing))
+    power = gpu.read_power(3600.0 * 10)
+    assert power[uuids[3]] < 100 < power[uuids[0]]
