@@ -1,0 +1,147 @@
+"""`mlfootprint operator`: the kopf operator, run embedded (no `kopf run` needed)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import threading
+
+HELP = "kopf operator: TrainingRun/InferenceService footprint status"
+DESCRIPTION = """\
+Keep the status of every TrainingRun and InferenceService (mlfootprint.io/v1alpha1) as a
+ledger of energy, carbon, water and embodied impact, and export per-run gauges.
+
+Energy comes from the mlfootprint exporters (scraped through their Service's endpoints,
+the default) or from Prometheus (--energy-source prometheus, PromQL increase()).
+Factors come from the ConfigMap `mlfootprint-factors` in the operator's namespace,
+overridden per namespace (a ConfigMap of the same name there) and by spec.factorsRef
+(docs/factors.md). Namespaces labelled mlfootprint.io/auto-discover=true get runs
+created for their GPU Jobs, PyTorchJobs, JobSets and labelled serving Deployments.
+
+Examples:
+  mlfootprint operator                                  # cluster-wide, in-cluster credentials
+  mlfootprint operator --kubeconfig ~/.kube/config --namespace team-a --namespace team-b
+  mlfootprint operator --energy-source prometheus --prometheus-url http://prometheus:9090
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("cluster")
+    g.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster service account, then ~/.kube/config)")
+    g.add_argument(
+        "--namespace", "-n", action="append", default=[], metavar="NS",
+        help="watch only this namespace (repeatable); default: cluster-wide",
+    )
+    g.add_argument(
+        "--operator-namespace", default=None,
+        help="the operator's own namespace, where the cluster default factors ConfigMap lives "
+        "(default: $POD_NAMESPACE or mlfootprint)",
+    )
+    g.add_argument("--no-discovery", action="store_true", help="never auto-discover workloads")
+    e = parser.add_argument_group("energy")
+    e.add_argument("--interval", type=float, default=30.0, metavar="SECONDS", help="refresh interval per resource (default 30)")
+    e.add_argument("--energy-source", choices=("scrape", "prometheus"), default="scrape", help="where energy comes from")
+    e.add_argument("--exporter-service", default="mlfootprint-exporter", help="Service of the exporters (scrape mode)")
+    e.add_argument("--exporter-namespace", default=None, help="namespace of that Service (default: operator namespace)")
+    e.add_argument("--exporter-url", action="append", default=[], metavar="URL", help="static exporter /metrics URL (repeatable)")
+    e.add_argument("--prometheus-url", default=None, help="Prometheus base URL (prometheus mode, carbon-intensity queries)")
+    e.add_argument("--prometheus-lag", type=float, default=30.0, metavar="SECONDS", help="query Prometheus this far behind now")
+    f = parser.add_argument_group("factors")
+    f.add_argument("--factors-configmap", default="mlfootprint-factors", help="name of the factors ConfigMaps")
+    f.add_argument("--phase-rules-configmap", default="mlfootprint-phase-rules", help="ConfigMap with rules.yaml")
+    f.add_argument(
+        "--live-providers", action="store_true",
+        help="allow live carbon-intensity providers (Electricity Maps, WattTime); tokens from "
+        "$MLFOOTPRINT_ELECTRICITYMAPS_TOKEN, $MLFOOTPRINT_WATTTIME_USERNAME/_PASSWORD",
+    )
+    o = parser.add_argument_group("output")
+    o.add_argument("--metrics-port", type=int, default=9090, help="Prometheus metrics port (-1 disables; default 9090)")
+    o.add_argument("--metrics-addr", default="0.0.0.0", help="metrics listen address")
+    o.add_argument("--liveness", default=None, metavar="URL", help="kopf liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
+    o.add_argument("--log-format", choices=("json", "text"), default="json", help="log format (default json)")
+    o.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"), help="log level")
+
+
+def _bad(flag: str, reason: str) -> SystemExit:
+    import sys
+
+    print(f"mlfootprint operator: error: {flag}: {reason}", file=sys.stderr)
+    return SystemExit(2)
+
+
+def config_from_args(args: argparse.Namespace) -> object:
+    from pydantic import ValidationError
+
+    from mlfootprint.operator.config import OperatorConfig, from_env
+
+    values: dict[str, object] = dict(from_env())
+    values.update(
+        watch_namespaces=tuple(args.namespace),
+        kubeconfig=args.kubeconfig,
+        interval_s=args.interval,
+        energy_source=args.energy_source,
+        exporter_service=args.exporter_service,
+        exporter_namespace=args.exporter_namespace,
+        exporter_urls=tuple(args.exporter_url),
+        prometheus_lag_s=args.prometheus_lag,
+        factors_configmap=args.factors_configmap,
+        phase_rules_configmap=args.phase_rules_configmap,
+        live_providers=args.live_providers,
+        discovery=not args.no_discovery,
+        metrics_port=args.metrics_port,
+        metrics_addr=args.metrics_addr,
+        liveness_endpoint=args.liveness,
+        log_format=args.log_format,
+        log_level=args.log_level,
+    )
+    if args.operator_namespace:
+        values["namespace"] = args.operator_namespace
+    if args.prometheus_url:
+        values["prometheus_url"] = args.prometheus_url
+    try:
+        return OperatorConfig.model_validate(values)
+    except ValidationError as e:
+        err = e.errors()[0]
+        flag = "--" + "-".join(str(p) for p in err["loc"]).replace("_s", "").replace("_", "-") if err["loc"] else "arguments"
+        raise _bad(flag, err["msg"]) from None
+
+
+def run_operator(cfg: object, *, stop_flag: threading.Event | None = None, ready_flag: threading.Event | None = None, energy: object = None, memo: object = None) -> None:
+    """Run the operator until stopped (blocking; its own event loop). Used by the CLI and tests."""
+    import kopf
+
+    from mlfootprint.operator.config import OperatorConfig
+    from mlfootprint.operator.kube import Kube
+    from mlfootprint.operator.main import register
+
+    assert isinstance(cfg, OperatorConfig)
+    registry = kopf.OperatorRegistry()
+    kube = Kube.from_kubeconfig(cfg.kubeconfig)
+    register(registry, cfg, kube, energy=energy)  # type: ignore[arg-type]
+    asyncio.run(
+        kopf.operator(
+            registry=registry,
+            clusterwide=cfg.clusterwide,
+            namespaces=list(cfg.watch_namespaces),
+            standalone=cfg.standalone,
+            liveness_endpoint=cfg.liveness_endpoint,
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+            memo=memo if memo is not None else kopf.Memo(),
+        )
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from mlfootprint.logs import configure
+
+    if args.interval <= 0:
+        raise _bad("--interval", "must be > 0")
+    if args.energy_source == "prometheus" and not args.prometheus_url:
+        raise _bad("--prometheus-url", "needed with --energy-source prometheus")
+    cfg = config_from_args(args)
+    configure(args.log_level, args.log_format)
+    logging.getLogger("kopf").setLevel(logging.WARNING if args.log_level != "debug" else logging.DEBUG)
+    run_operator(cfg)
+    return 0

@@ -1,0 +1,304 @@
+"""Footprint factors from ConfigMaps: parsing, validation and layering (pure, no I/O).
+
+A factors ConfigMap holds either one key ``factors.yaml`` (a YAML mapping) or one key per
+field (each value parsed as YAML), or both (single keys win). Fields (docs/factors.md):
+
+``region`` (preset code, EcoLogits table), ``pue``, ``carbonIntensity``,
+``marketCarbonIntensity``, ``wueOnsite``, ``wueOffsite`` (L/kWh), ``onsiteWaterBasis``
+(``it`` | ``facility``), ``embodiedGpu`` / ``embodiedHost`` (model -> {co2eKg, waterL}),
+``gpuLifetimeYears``, ``hostLifetimeYears``.
+
+``carbonIntensity`` is one of: a number (gCO2e/kWh); ``{constant: N}``; ``{schedule: [24
+numbers]}`` (hourly, UTC, repeating daily; or a mapping hour -> value with all 24 hours);
+``{prometheus: {query: Q}}`` (instant PromQL value at each refresh); ``{provider: {name:
+electricitymaps|watttime, zone: Z}}`` (live API; off unless the operator enables providers).
+Live kinds take ``fallback: N``, used while no live value is available.
+
+Layers: built-in defaults <- cluster default ConfigMap <- namespace ConfigMap <-
+``spec.factorsRef``; later layers override field by field. Errors name the field.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import yaml
+from pydantic import ValidationError
+
+from mlfootprint.accounting.factors import EmbodiedSpec, Factors, IntensityInterval
+from mlfootprint.accounting.presets import UnknownRegionError, region_preset
+
+__all__ = [
+    "CarbonIntensitySpec",
+    "FactorsError",
+    "FactorsLayer",
+    "ResolvedFactors",
+    "factors_for_interval",
+    "parse_factors",
+    "resolve_factors",
+]
+
+CIKind = Literal["constant", "schedule", "prometheus", "provider"]
+PROVIDERS = ("electricitymaps", "watttime")
+_FIELDS = (
+    "region", "pue", "carbonIntensity", "marketCarbonIntensity", "wueOnsite", "wueOffsite",
+    "onsiteWaterBasis", "embodiedGpu", "embodiedHost", "gpuLifetimeYears", "hostLifetimeYears",
+)
+_DOC_KEY = "factors.yaml"
+
+
+class FactorsError(ValueError):
+    """An invalid factors ConfigMap; ``field`` names the offending field."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.message = message
+
+
+@dataclass(frozen=True)
+class CarbonIntensitySpec:
+    """How the location-based carbon intensity is obtained."""
+
+    kind: CIKind
+    constant_g_per_kwh: float | None = None  # constant, or the fallback of live kinds
+    schedule_g_per_kwh: tuple[float, ...] = ()  # 24 hourly values (UTC)
+    query: str | None = None  # prometheus
+    provider: str | None = None  # electricitymaps | watttime
+    zone: str | None = None
+    url: str | None = None
+
+    @property
+    def is_live(self) -> bool:
+        return self.kind in ("prometheus", "provider")
+
+
+@dataclass(frozen=True)
+class FactorsLayer:
+    """The fields one ConfigMap sets (Factors field names), already validated."""
+
+    fields: dict[str, Any] = field(default_factory=dict)
+    carbon_intensity: CarbonIntensitySpec | None = None
+    source: str | None = None  # namespace/name
+    resource_version: str | None = None
+
+
+@dataclass(frozen=True)
+class ResolvedFactors:
+    """Factors after layering, plus how carbon intensity is obtained and where it came from."""
+
+    factors: Factors
+    carbon_intensity: CarbonIntensitySpec
+    source: str | None = None
+    resource_version: str | None = None
+    sources: tuple[str, ...] = ()
+
+
+def _number(value: Any, name: str, *, minimum: float | None = None, strict_min: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise FactorsError(name, f"must be a number, got {type(value).__name__}")
+    try:
+        x = float(value)
+    except ValueError:
+        raise FactorsError(name, f"must be a number, got {value!r}") from None
+    if not math.isfinite(x):
+        raise FactorsError(name, f"must be finite, got {value!r}")
+    if minimum is not None and (x <= minimum if strict_min else x < minimum):
+        raise FactorsError(name, f"must be {'>' if strict_min else '>='} {minimum:g}, got {x:g}")
+    return x
+
+
+def _schedule(value: Any, name: str) -> tuple[float, ...]:
+    if isinstance(value, Mapping):
+        try:
+            hours = {int(str(k)): v for k, v in value.items()}
+        except ValueError:
+            raise FactorsError(name, "hour keys must be integers 0-23") from None
+        missing = [h for h in range(24) if h not in hours]
+        extra = [h for h in hours if not 0 <= h < 24]
+        if missing or extra:
+            raise FactorsError(name, f"needs exactly the hours 0-23 (missing {missing}, extra {extra})")
+        values: Sequence[Any] = [hours[h] for h in range(24)]
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) != 24:
+            raise FactorsError(name, f"needs 24 hourly values (UTC), got {len(value)}")
+        values = value
+    else:
+        raise FactorsError(name, "must be a list of 24 hourly values or a mapping hour -> value")
+    return tuple(_number(v, f"{name}[{i}]", minimum=0) for i, v in enumerate(values))
+
+
+def _carbon_intensity(value: Any, name: str) -> CarbonIntensitySpec:
+    if not isinstance(value, Mapping):
+        return CarbonIntensitySpec("constant", constant_g_per_kwh=_number(value, name, minimum=0))
+    kinds = [k for k in ("constant", "schedule", "prometheus", "provider") if k in value]
+    unknown = sorted(set(map(str, value)) - {"constant", "schedule", "prometheus", "provider", "fallback"})
+    if unknown:
+        raise FactorsError(f"{name}.{unknown[0]}", "unknown key (use constant, schedule, prometheus or provider)")
+    if len(kinds) != 1:
+        raise FactorsError(name, f"needs exactly one of constant, schedule, prometheus, provider (got {kinds})")
+    kind = kinds[0]
+    fallback = _number(value["fallback"], f"{name}.fallback", minimum=0) if "fallback" in value else None
+    body = value[kind]
+    if kind == "constant":
+        return CarbonIntensitySpec("constant", constant_g_per_kwh=_number(body, f"{name}.constant", minimum=0))
+    if kind == "schedule":
+        return CarbonIntensitySpec("schedule", schedule_g_per_kwh=_schedule(body, f"{name}.schedule"))
+    if kind == "prometheus":
+        if isinstance(body, str):
+            body = {"query": body}
+        if not isinstance(body, Mapping) or not str(body.get("query") or "").strip():
+            raise FactorsError(f"{name}.prometheus.query", "a PromQL query is required")
+        return CarbonIntensitySpec(
+            "prometheus", constant_g_per_kwh=fallback, query=str(body["query"]), url=body.get("url")
+        )
+    if not isinstance(body, Mapping):
+        raise FactorsError(f"{name}.provider", "must be a mapping with name and zone")
+    provider = str(body.get("name", "")).lower()
+    if provider not in PROVIDERS:
+        raise FactorsError(f"{name}.provider.name", f"must be one of {', '.join(PROVIDERS)}, got {provider!r}")
+    zone = str(body.get("zone") or "").strip()
+    if not zone:
+        raise FactorsError(f"{name}.provider.zone", "a grid zone (Electricity Maps zone / WattTime region) is required")
+    return CarbonIntensitySpec(
+        "provider", constant_g_per_kwh=fallback, provider=provider, zone=zone, url=body.get("url")
+    )
+
+
+def _embodied(value: Any, name: str) -> dict[str, EmbodiedSpec]:
+    if not isinstance(value, Mapping) or not value:
+        raise FactorsError(name, "must be a mapping model -> {co2eKg, waterL}")
+    out: dict[str, EmbodiedSpec] = {}
+    for model, spec in value.items():
+        if not isinstance(spec, Mapping):
+            raise FactorsError(f"{name}.{model}", "must be a mapping with co2eKg and waterL")
+        try:
+            out[str(model)] = EmbodiedSpec.model_validate(dict(spec))
+        except ValidationError as e:
+            err = e.errors()[0]
+            loc = ".".join(str(p) for p in err["loc"])
+            raise FactorsError(f"{name}.{model}.{loc}", err["msg"]) from None
+    return out
+
+
+def _load_data(data: Mapping[str, str]) -> dict[str, Any]:
+    raw: dict[str, Any] = {}
+    if _DOC_KEY in data:
+        try:
+            doc = yaml.safe_load(data[_DOC_KEY]) or {}
+        except yaml.YAMLError as e:
+            raise FactorsError(_DOC_KEY, f"not valid YAML: {e}") from None
+        if not isinstance(doc, Mapping):
+            raise FactorsError(_DOC_KEY, "must be a YAML mapping of factor fields")
+        raw.update(doc)
+    for key, text in data.items():
+        if key == _DOC_KEY:
+            continue
+        try:
+            raw[key] = yaml.safe_load(text) if isinstance(text, str) else text
+        except yaml.YAMLError as e:
+            raise FactorsError(key, f"not valid YAML: {e}") from None
+    return raw
+
+
+def parse_factors(
+    data: Mapping[str, str] | None, *, source: str | None = None, resource_version: str | None = None
+) -> FactorsLayer:
+    """Validate one ConfigMap's ``data``; raise :class:`FactorsError` naming the field."""
+    raw = _load_data(data or {})
+    unknown = sorted(set(map(str, raw)) - set(_FIELDS))
+    if unknown:
+        raise FactorsError(unknown[0], f"unknown field (known: {', '.join(_FIELDS)})")
+    fields: dict[str, Any] = {}
+    ci: CarbonIntensitySpec | None = None
+    if "region" in raw:
+        try:
+            preset = region_preset(str(raw["region"]))
+        except UnknownRegionError as e:
+            raise FactorsError("region", str(e)) from None
+        fields["region"] = preset.code
+        fields["wue_offsite_l_per_kwh"] = preset.wue_offsite_l_per_kwh
+        ci = CarbonIntensitySpec("constant", constant_g_per_kwh=preset.carbon_intensity_g_per_kwh)
+    if "pue" in raw:
+        fields["pue"] = _number(raw["pue"], "pue", minimum=1.0)
+    if "carbonIntensity" in raw:
+        ci = _carbon_intensity(raw["carbonIntensity"], "carbonIntensity")
+    if "marketCarbonIntensity" in raw:
+        fields["market_carbon_intensity_g_per_kwh"] = _number(
+            raw["marketCarbonIntensity"], "marketCarbonIntensity", minimum=0
+        )
+    if "wueOnsite" in raw:
+        fields["wue_onsite_l_per_kwh"] = _number(raw["wueOnsite"], "wueOnsite", minimum=0)
+    if "wueOffsite" in raw:
+        fields["wue_offsite_l_per_kwh"] = _number(raw["wueOffsite"], "wueOffsite", minimum=0)
+    if "onsiteWaterBasis" in raw:
+        basis = str(raw["onsiteWaterBasis"])
+        if basis not in ("it", "facility"):
+            raise FactorsError("onsiteWaterBasis", f"must be 'it' or 'facility', got {basis!r}")
+        fields["onsite_water_basis"] = basis
+    for key, name in (("embodiedGpu", "embodied_gpu"), ("embodiedHost", "embodied_host")):
+        if key in raw:
+            fields[name] = _embodied(raw[key], key)
+    for key, name in (("gpuLifetimeYears", "gpu_lifetime_years"), ("hostLifetimeYears", "host_lifetime_years")):
+        if key in raw:
+            fields[name] = _number(raw[key], key, minimum=0, strict_min=True)
+    return FactorsLayer(fields=fields, carbon_intensity=ci, source=source, resource_version=resource_version)
+
+
+def resolve_factors(layers: Sequence[FactorsLayer]) -> ResolvedFactors:
+    """Merge layers (least specific first) over the built-in defaults (METHODOLOGY §3-4)."""
+    fields: dict[str, Any] = {}
+    ci = CarbonIntensitySpec("constant", constant_g_per_kwh=Factors().carbon_intensity_g_per_kwh)  # type: ignore[arg-type]
+    source: str | None = None
+    rv: str | None = None
+    used: list[str] = []
+    for layer in layers:
+        fields.update(layer.fields)
+        if layer.carbon_intensity is not None:
+            ci = layer.carbon_intensity
+        if layer.source:
+            source, rv = layer.source, layer.resource_version
+            used.append(layer.source)
+    base_ci = ci.constant_g_per_kwh
+    if base_ci is None:
+        base_ci = ci.schedule_g_per_kwh[0] if ci.schedule_g_per_kwh else Factors().carbon_intensity_g_per_kwh
+    factors = Factors.model_validate({**fields, "carbon_intensity_g_per_kwh": base_ci})
+    return ResolvedFactors(factors=factors, carbon_intensity=ci, source=source, resource_version=rv, sources=tuple(used))
+
+
+def factors_for_interval(
+    resolved: ResolvedFactors, start_s: float, end_s: float, live_g_per_kwh: float | None = None
+) -> Factors:
+    """The factors in force over ``[start_s, end_s)``.
+
+    A schedule becomes hourly intensity intervals (UTC hours, repeating daily) covering the
+    interval, so :func:`compute_footprint` integrates per hour; a live kind uses the value
+    read at this refresh (or its fallback / the default while none is available).
+    """
+    ci = resolved.carbon_intensity
+    f = resolved.factors
+    if ci.kind == "schedule":
+        first = math.floor(start_s / 3600.0)
+        last = math.ceil(end_s / 3600.0)
+        intervals = [
+            IntensityInterval(start_s=h * 3600.0, end_s=(h + 1) * 3600.0, g_per_kwh=ci.schedule_g_per_kwh[h % 24])
+            for h in range(first, max(last, first + 1))
+        ]
+        return f.model_copy(update={"carbon_intensity_g_per_kwh": intervals})
+    if ci.is_live and live_g_per_kwh is not None:
+        return f.model_copy(update={"carbon_intensity_g_per_kwh": float(live_g_per_kwh)})
+    return f
+
+
+def intensity_now(resolved: ResolvedFactors, now_s: float, live_g_per_kwh: float | None = None) -> float:
+    """The carbon intensity in force at ``now_s`` (for the status' audit trail)."""
+    ci = resolved.carbon_intensity
+    if ci.kind == "schedule":
+        return ci.schedule_g_per_kwh[int(now_s // 3600) % 24]
+    if ci.is_live and live_g_per_kwh is not None:
+        return float(live_g_per_kwh)
+    value = resolved.factors.carbon_intensity_g_per_kwh
+    return float(value) if isinstance(value, (int, float)) else 0.0

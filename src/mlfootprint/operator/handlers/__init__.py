@@ -1,0 +1,1 @@
+"""Handler modules: each registered in :mod:`mlfootprint.operator.main` by one decorator."""

@@ -1,0 +1,100 @@
+"""Operator start and stop: settings, login, the runtime and its metrics server."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+from prometheus_client import start_http_server
+
+from mlfootprint.operator.config import OperatorConfig
+from mlfootprint.operator.energy.intensity import IntensityReader
+from mlfootprint.operator.energy.scrape import ExporterScraper
+from mlfootprint.operator.energy.serving import ServingScraper
+from mlfootprint.operator.factors_store import FactorsStore
+from mlfootprint.operator.kube import Kube
+from mlfootprint.operator.metrics import OperatorMetrics
+from mlfootprint.operator.runtime import EnergySource, Runtime, ScrapeSource
+
+log = logging.getLogger(__name__)
+
+PREFIX = "kopf.mlfootprint.io"
+
+
+def login(kube: Kube) -> kopf.ConnectionInfo:
+    """Credentials for kopf from the same kubeconfig the operator's own client uses."""
+    c = kube.configuration
+    header = c.get_api_key_with_prefix("BearerToken") or c.get_api_key_with_prefix("authorization")
+    parts = header.split(" ", 1) if header else []
+    scheme, token = (None, None) if not parts else (None, parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+    return kopf.ConnectionInfo(
+        server=c.host,
+        ca_path=c.ssl_ca_cert,
+        insecure=not c.verify_ssl,
+        scheme=scheme,
+        token=token,
+        certificate_path=c.cert_file,
+        private_key_path=c.key_file,
+    )
+
+
+def configure_settings(settings: kopf.OperatorSettings, cfg: OperatorConfig) -> None:
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=PREFIX)
+    settings.persistence.finalizer = f"{PREFIX}/finalizer"
+    settings.posting.level = logging.INFO
+    settings.watching.server_timeout = 300
+    settings.batching.worker_limit = 64
+    settings.execution.max_workers = 4
+
+
+def build_runtime(cfg: OperatorConfig, kube: Kube, energy: EnergySource | None = None) -> Runtime:
+    metrics = OperatorMetrics()
+
+    def post_event(obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        kopf.event(obj, type=type_, reason=reason, message=message)  # type: ignore[arg-type]
+
+    if energy is None:
+        if cfg.energy_source == "prometheus":
+            from mlfootprint.operator.energy.prometheus import PrometheusSource
+
+            energy = PrometheusSource(cfg.prometheus_url or "", step_s=cfg.interval_s, lag_s=cfg.prometheus_lag_s)
+        else:
+            async def discover() -> list[str]:
+                return await kube.exporter_urls(cfg.exporter_ns, cfg.exporter_service)
+
+            energy = ScrapeSource(
+                ExporterScraper(
+                    discover, cfg.exporter_urls, max_age_s=cfg.interval_s / 2, timeout_s=cfg.scrape_timeout_s
+                )
+            )
+    return Runtime(
+        cfg=cfg,
+        kube=kube,
+        metrics=metrics,
+        factors=FactorsStore(
+            kube, metrics, operator_namespace=cfg.namespace, configmap_name=cfg.factors_configmap,
+            rules_configmap=cfg.phase_rules_configmap, cache_s=cfg.configmap_cache_s, post_event=post_event,
+        ),
+        energy=energy,
+        serving=ServingScraper(max_age_s=cfg.interval_s / 2, timeout_s=cfg.scrape_timeout_s),
+        intensity=IntensityReader(
+            prometheus_url=cfg.prometheus_url, providers_enabled=cfg.live_providers,
+            electricitymaps_url=cfg.electricitymaps_url, electricitymaps_token=cfg.electricitymaps_token,
+            watttime_url=cfg.watttime_url, watttime_username=cfg.watttime_username,
+            watttime_password=cfg.watttime_password, max_age_s=max(cfg.interval_s, 1.0),
+        ),
+        post_event=post_event,
+    )
+
+
+def start_metrics(runtime: Runtime) -> int | None:
+    cfg = runtime.cfg
+    if cfg.metrics_port < 0:
+        return None
+    server, _thread = start_http_server(cfg.metrics_port, addr=cfg.metrics_addr, registry=runtime.metrics.registry)
+    runtime.metrics_server = server
+    port = int(server.server_port)
+    log.info("operator metrics listening", extra={"port": port})
+    return port

@@ -1,0 +1,92 @@
+"""Thin registration module: only kopf decorators, each delegating to a handler module.
+
+Handlers are registered into an explicit registry by :func:`register` (called by the CLI
+and by tests), so intervals come from the typed configuration, not from import time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from mlfootprint.operator.config import OperatorConfig
+from mlfootprint.operator.handlers import discovery, indexes, lifecycle, refresh
+from mlfootprint.operator.kube import Kube
+from mlfootprint.operator.runtime import EnergySource
+
+GROUP_VERSION = ("mlfootprint.io", "v1alpha1")
+DISCOVERABLE = (
+    ("batch", "v1", "jobs", "Job"),
+    ("kubeflow.org", "v1", "pytorchjobs", "PyTorchJob"),
+    ("jobset.x-k8s.io", "v1alpha2", "jobsets", "JobSet"),
+    ("apps", "v1", "deployments", "Deployment"),
+)
+
+
+def register(
+    registry: kopf.OperatorRegistry, cfg: OperatorConfig, kube: Kube, *, energy: EnergySource | None = None
+) -> None:
+    g, v = GROUP_VERSION
+
+    @kopf.on.startup(registry=registry)
+    def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+        lifecycle.configure_settings(settings, cfg)
+        memo.runtime = lifecycle.build_runtime(cfg, kube, energy)
+        memo.metrics_port = lifecycle.start_metrics(memo.runtime)
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(memo: Any, **_: Any) -> None:
+        await memo.runtime.close()
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return lifecycle.login(kube)
+
+    @kopf.index("pods", registry=registry)
+    def pods_index(body: Any, **_: Any) -> Any:
+        return indexes.index_pod(body)
+
+    @kopf.index(g, v, "trainingruns", registry=registry)
+    def models_index(spec: Any, status: Any, namespace: str, name: str, **_: Any) -> Any:
+        return indexes.index_run_by_model(spec, status, namespace, name)
+
+    @kopf.timer(g, v, "trainingruns", interval=cfg.interval_s, initial_delay=0.1, registry=registry)
+    async def refresh_trainingrun(body: Any, patch: kopf.Patch, memo: Any, pods_index: Any, **_: Any) -> None:
+        await refresh.refresh_resource(kind="TrainingRun", body=body, patch=patch, memo=memo, pods=pods_index.get(body["metadata"]["namespace"], ()))
+
+    @kopf.timer(g, v, "inferenceservices", interval=cfg.interval_s, initial_delay=0.1, registry=registry)
+    async def refresh_inferenceservice(
+        body: Any, patch: kopf.Patch, memo: Any, pods_index: Any, models_index: Any, **_: Any
+    ) -> None:
+        await refresh.refresh_resource(
+            kind="InferenceService", body=body, patch=patch, memo=memo,
+            pods=pods_index.get(body["metadata"]["namespace"], ()), models=models_index,
+        )
+
+    @kopf.on.event(g, v, "trainingruns", registry=registry)
+    def forget_trainingrun(type: str, namespace: str, name: str, memo: Any, **_: Any) -> None:
+        if type == "DELETED":
+            memo.runtime.metrics.remove_run("TrainingRun", namespace, name)
+
+    @kopf.on.event(g, v, "inferenceservices", registry=registry)
+    def forget_inferenceservice(type: str, namespace: str, name: str, memo: Any, **_: Any) -> None:
+        if type == "DELETED":
+            memo.runtime.metrics.remove_run("InferenceService", namespace, name)
+
+    if not cfg.discovery:
+        return
+
+    @kopf.index("namespaces", registry=registry)
+    def namespaces_index(name: str, labels: Any, **_: Any) -> Any:
+        return indexes.index_namespace(name, labels)
+
+    for group, version, plural, kind in DISCOVERABLE:
+
+        @kopf.on.event(group, version, plural, registry=registry, id=f"discover_{plural}")
+        async def discover(
+            body: Any, type: str | None, memo: Any, namespaces_index: Any, _kind: str = kind, **_: Any
+        ) -> None:
+            await discovery.discover_workload(
+                kind=_kind, body=body, event_type=type, memo=memo, namespaces=namespaces_index
+            )

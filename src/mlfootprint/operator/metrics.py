@@ -1,0 +1,163 @@
+"""The operator's Prometheus metrics (docs/operator.md#metrics).
+
+A custom collector rebuilds every family from the operator's current per-run figures on
+each scrape, so deleted runs leave no stale series. Thread-safe: figures are replaced as
+whole immutable tuples under a lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+__all__ = ["OperatorMetrics", "RunFigures"]
+
+RUN_LABELS = ("namespace", "name", "kind", "phase", "model")
+
+#: metric name -> (RunFigures attribute, help)
+_RUN_GAUGES: tuple[tuple[str, str, str], ...] = (
+    ("mlfootprint_run_energy_joules", "facility_j", "Facility energy (IT x PUE) of the run, J."),
+    ("mlfootprint_run_it_energy_joules", "it_j", "IT energy (GPU + host) of the run, J."),
+    ("mlfootprint_run_co2e_grams", "co2e_g", "Total CO2e (location-based operational + embodied), g."),
+    ("mlfootprint_run_operational_co2e_grams", "operational_co2e_g", "Location-based operational CO2e, g."),
+    ("mlfootprint_run_embodied_co2e_grams", "embodied_co2e_g", "Embodied (manufacturing) CO2e share, g."),
+    ("mlfootprint_run_water_liters", "water_l", "Total water (on-site + off-site + embodied), L."),
+    ("mlfootprint_run_gpu_allocation_seconds", "gpu_allocation_s", "GPU device-seconds held."),
+    ("mlfootprint_run_budget_co2e_grams", "budget_co2e_g", "CO2e budget of the run, g (only when set)."),
+    ("mlfootprint_run_budget_used_ratio", "budget_used_ratio", "Largest used/budget ratio (only when a budget is set)."),
+    ("mlfootprint_run_power_swings", "swings", "Power swings of the run's pods."),
+    ("mlfootprint_run_completed", "completed", "1 when the run is completed and its figures frozen."),
+    ("mlfootprint_inference_requests", "requests", "Requests served (InferenceService)."),
+    ("mlfootprint_inference_joules_per_token", "joules_per_token", "Facility J per output token."),
+    ("mlfootprint_inference_co2e_grams_per_request", "co2e_g_per_request", "Total gCO2e per request."),
+    ("mlfootprint_inference_breakeven_ratio", "breakeven_ratio", "Requests served / breakeven requests."),
+)
+
+
+@dataclass(frozen=True)
+class RunFigures:
+    """One run's exported figures; None leaves the series out."""
+
+    namespace: str
+    name: str
+    kind: str
+    phase: str
+    model: str
+    facility_j: float = 0.0
+    it_j: float = 0.0
+    co2e_g: float = 0.0
+    operational_co2e_g: float = 0.0
+    embodied_co2e_g: float = 0.0
+    water_l: float = 0.0
+    gpu_allocation_s: float = 0.0
+    budget_co2e_g: float | None = None
+    budget_used_ratio: float | None = None
+    swings: float = 0.0
+    completed: float = 0.0
+    requests: float | None = None
+    joules_per_token: float | None = None
+    co2e_g_per_request: float | None = None
+    breakeven_ratio: float | None = None
+
+
+class OperatorMetrics(Collector):
+    """Holds the latest figures and renders them on scrape."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs: dict[tuple[str, str, str], RunFigures] = {}
+        self._factors_valid: dict[tuple[str, str], float] = {}
+        self._source_up: dict[str, float] = {}
+        self._refresh_duration_s = 0.0
+        self._refresh_errors = 0.0
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
+
+    # -- updates
+    def set_run(self, figures: RunFigures) -> None:
+        with self._lock:
+            self._runs[(figures.kind, figures.namespace, figures.name)] = figures
+
+    def remove_run(self, kind: str, namespace: str, name: str) -> None:
+        with self._lock:
+            self._runs.pop((kind, namespace, name), None)
+
+    def run(self, kind: str, namespace: str, name: str) -> RunFigures | None:
+        with self._lock:
+            return self._runs.get((kind, namespace, name))
+
+    def set_factors_valid(self, namespace: str, configmap: str, valid: bool) -> None:
+        with self._lock:
+            self._factors_valid[(namespace, configmap)] = 1.0 if valid else 0.0
+
+    def set_source_up(self, source: str, up: bool) -> None:
+        with self._lock:
+            self._source_up[source] = 1.0 if up else 0.0
+
+    def observe_refresh(self, duration_s: float) -> None:
+        with self._lock:
+            self._refresh_duration_s = duration_s
+
+    def refresh_error(self) -> None:
+        with self._lock:
+            self._refresh_errors += 1
+
+    # -- rendering
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            runs = list(self._runs.values())
+            factors = dict(self._factors_valid)
+            sources = dict(self._source_up)
+            duration = self._refresh_duration_s
+            errors = self._refresh_errors
+        for metric, attr, help_text in _RUN_GAUGES:
+            fam = GaugeMetricFamily(metric, help_text, labels=RUN_LABELS)
+            for r in runs:
+                value = getattr(r, attr)
+                if value is None:
+                    continue
+                fam.add_metric([r.namespace, r.name, r.kind, r.phase, r.model], float(value))
+            yield fam
+        fv = GaugeMetricFamily(
+            "mlfootprint_factors_valid", "1 when the factors ConfigMap is valid, 0 when the last good factors are kept.",
+            labels=("namespace", "configmap"),
+        )
+        for (ns, cm), v in sorted(factors.items()):
+            fv.add_metric([ns, cm], v)
+        yield fv
+        yield GaugeMetricFamily(
+            "mlfootprint_operator_refresh_duration_seconds", "Wall time of the last refresh of one resource, s.",
+            value=duration,
+        )
+        yield CounterMetricFamily(
+            "mlfootprint_operator_refresh_errors", "Refreshes that failed (retried).", value=errors
+        )
+        up = GaugeMetricFamily(
+            "mlfootprint_operator_energy_source_up", "1 when the last read of the energy source succeeded.",
+            labels=("source",),
+        )
+        for s, v in sorted(sources.items()):
+            up.add_metric([s], v)
+        yield up
+
+
+def figures_from_totals(
+    base: Mapping[str, str], totals: Mapping[str, float], **extra: float | None
+) -> RunFigures:
+    from mlfootprint.operator.status import figures
+
+    f = figures(totals)
+    return RunFigures(
+        namespace=base["namespace"], name=base["name"], kind=base["kind"], phase=base["phase"], model=base["model"],
+        facility_j=f["facility_j"], it_j=f["it_j"], co2e_g=f["co2e_g"], operational_co2e_g=f["operational_co2e_g"],
+        embodied_co2e_g=f["embodied_co2e_g"], water_l=f["water_l"], gpu_allocation_s=f["gpu_allocation_s"],
+        swings=f["swings"], **extra,  # type: ignore[arg-type]
+    )
