@@ -400,8 +400,8 @@ def read_snapshot(
     version = document.get("version")
     if version != SNAPSHOT_VERSION:
         raise SnapshotError(f"{path}: snapshot version {version!r} is not supported (this mlfootprint reads {SNAPSHOT_VERSION})")
-    runs = document.get("runs") or []
-    idle = document.get("idle") or []
+    runs = document.get("runs", [])
+    idle = document.get("idle", [])
     if not isinstance(runs, list) or not isinstance(idle, list):
         raise SnapshotError(f"{path}: 'runs' and 'idle' must be lists")
     if on_total is not None:
