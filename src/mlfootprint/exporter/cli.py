@@ -41,13 +41,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for name, field in ExporterConfig.model_fields.items():
         default = field.default
         choices = getattr(field.annotation, "__args__", None)
-        extra = f" Choices: {', '.join(map(str, choices))}." if choices and all(isinstance(c, str) for c in choices) else ""
+        is_choice = bool(choices) and all(isinstance(c, str) for c in choices)
+        if is_choice:
+            metavar = "{" + "|".join(choices) + "}"
+        elif name.endswith("_s"):
+            metavar = "SECONDS"
+        elif name.endswith("_w") or "_w_per_" in name:
+            metavar = "WATTS"
+        else:
+            metavar = "VALUE"
         parser.add_argument(
             flag_of(name),
             dest=name,
             default=None,
-            metavar=name.rsplit("_", 1)[-1].upper() if name.endswith(("_s", "_w", "_gb", "_cpu")) else "VALUE",
-            help=f"{field.description}{extra} Default: {default if default not in (None, '') else 'unset'}.",
+            metavar=metavar,
+            help=f"{field.description} Default: {default if default not in (None, '') else 'unset'}.",
         )
 
 
