@@ -74,7 +74,12 @@ def run(args: argparse.Namespace) -> int:
     from mlfootprint.exporter.app import build_monitor, build_registry  # noqa: PLC0415
     from mlfootprint.exporter.server import freshness_check, make_server, serve_in_thread  # noqa: PLC0415
 
-    monitor = build_monitor(cfg)
+    try:
+        monitor = build_monitor(cfg)
+    except Exception as exc:  # e.g. an unreadable kubeconfig or no in-cluster service account
+        where = f"--kubeconfig {cfg.kubeconfig}" if cfg.kubeconfig else "--pod-source/--pod-metadata (in-cluster config)"
+        print(f"mlfootprint exporter: {where}: cannot set up the API client: {exc}", file=sys.stderr)
+        return 2
     registry = build_registry(monitor, cfg)
     if args.once:
         monitor.cycle()
