@@ -175,12 +175,19 @@ def _embodied(value: Any, name: str) -> dict[str, EmbodiedSpec]:
     for model, spec in value.items():
         if not isinstance(spec, Mapping):
             raise FactorsError(f"{name}.{model}", "must be a mapping with co2eKg and waterL")
+        keys = {"co2eKg": "co2e_kg", "co2e_kg": "co2e_kg", "waterL": "water_l", "water_l": "water_l", "source": "source"}
+        unknown = [k for k in spec if k not in keys]
+        if unknown:
+            raise FactorsError(f"{name}.{model}.{unknown[0]}", "unknown key (use co2eKg, waterL, source)")
+        values = {keys[k]: v for k, v in spec.items()}
+        for py, wire in (("co2e_kg", "co2eKg"), ("water_l", "waterL")):
+            if py not in values:
+                raise FactorsError(f"{name}.{model}.{wire}", "required")
+            values[py] = _number(values[py], f"{name}.{model}.{wire}", minimum=0)
         try:
-            out[str(model)] = EmbodiedSpec.model_validate(dict(spec))
+            out[str(model)] = EmbodiedSpec.model_validate(values)
         except ValidationError as e:
-            err = e.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"])
-            raise FactorsError(f"{name}.{model}.{loc}", err["msg"]) from None
+            raise FactorsError(f"{name}.{model}", e.errors()[0]["msg"]) from None
     return out
 
 
