@@ -1,0 +1,192 @@
+"""A simulated vLLM ``/metrics`` endpoint for the demo's InferenceService.
+
+The counters are the ones vLLM itself exports (docs "Production Metrics"), which the
+operator's ``vllm`` engine preset reads:
+
+* ``vllm:request_success_total`` (requests finished),
+* ``vllm:prompt_tokens_total`` (input tokens),
+* ``vllm:generation_tokens_total`` (output tokens),
+
+plus the gauge ``vllm:num_requests_running``. Traffic follows the same diurnal request-rate
+profile as the exporter's simulated ``inference`` GPUs (:func:`mlfootprint.exporter.gpu_sim.request_rate`,
+lowest ~03:00, highest ~15:00 UTC) on the same accelerated clock (``t0 + factor * elapsed``),
+so GPU power and request counters rise and fall together.
+
+The counters are closed-form integrals of the rate (deterministic and monotonic, whatever
+the scrape timing). Paths:
+
+* ``/metrics``: the whole service (all replicas);
+* ``/pods/<pod>/metrics``: one replica's share (``1/replicas``), so that each serving pod can
+  be annotated with its own URL (``mlfootprint.io/serving-metrics-url``) and the operator's
+  per-pod sum is not double counted;
+* ``/healthz``.
+
+Run it alone: ``python -m mlfootprint.demo.servingsim --port 9880 --time-factor 1440``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from mlfootprint.exporter.gpu_sim import request_rate
+
+log = logging.getLogger(__name__)
+
+DAY_S = 86400.0
+#: request_rate(t) = RATE_MEAN + RATE_AMPLITUDE * sin(2*pi*(t/DAY - RATE_PHASE)) (see gpu_sim)
+RATE_MEAN = 0.5
+RATE_AMPLITUDE = 0.4
+RATE_PHASE = 0.375
+_POD_PATH = re.compile(r"^/pods/([a-z0-9]([-a-z0-9.]*[a-z0-9])?)/metrics$")
+
+
+def cumulative_rate_s(t_s: float) -> float:
+    """Integral of :func:`request_rate` from the epoch to ``t_s`` (seconds x normalised rate).
+
+    d/dt [a*t - b*D/(2pi) * cos(2pi(t/D - p))] = a + b*sin(2pi(t/D - p)) = request_rate(t).
+    """
+    w = 2 * math.pi / DAY_S
+    return RATE_MEAN * t_s - RATE_AMPLITUDE / w * math.cos(w * t_s - 2 * math.pi * RATE_PHASE)
+
+
+@dataclass(frozen=True)
+class TrafficProfile:
+    """Simulated traffic of one served model (all replicas together)."""
+
+    model: str = "llama-8b"
+    peak_requests_per_s: float = 40.0
+    prompt_tokens_per_request: float = 480.0
+    output_tokens_per_request: float = 210.0
+    mean_latency_s: float = 4.0
+
+    def requests_between(self, t0_s: float, t1_s: float) -> float:
+        """Requests served in [t0, t1] (simulated seconds): peak rate x integral of the profile."""
+        return self.peak_requests_per_s * (cumulative_rate_s(t1_s) - cumulative_rate_s(t0_s))
+
+    def running(self, t_s: float) -> float:
+        """Requests in flight at ``t_s`` (Little's law: rate x latency)."""
+        return self.peak_requests_per_s * request_rate(t_s) * self.mean_latency_s
+
+
+class SimClock:
+    """``t0 + factor * elapsed`` (same definition as the exporter's simulation clock)."""
+
+    def __init__(self, factor: float, now: Callable[[], float] = time.time, mono: Callable[[], float] = time.monotonic) -> None:
+        self.factor = factor
+        self.t0_s = now()
+        self._m0 = mono()
+        self._mono = mono
+
+    def __call__(self) -> float:
+        return self.t0_s + (self._mono() - self._m0) * self.factor
+
+
+def render(profile: TrafficProfile, start_s: float, now_s: float, share: float = 1.0) -> str:
+    """Prometheus text of the vLLM counters for traffic from ``start_s`` to ``now_s``."""
+    requests = share * profile.requests_between(start_s, now_s)
+    labels = f'model_name="{profile.model}"'
+    prompt = requests * profile.prompt_tokens_per_request
+    output = requests * profile.output_tokens_per_request
+    lines = [
+        "# HELP vllm:request_success_total Count of successfully processed requests.",
+        "# TYPE vllm:request_success_total counter",
+        f'vllm:request_success_total{{finished_reason="stop",{labels}}} {math.floor(requests * 0.93)}',
+        f'vllm:request_success_total{{finished_reason="length",{labels}}} '
+        f"{math.floor(requests) - math.floor(requests * 0.93)}",
+        "# HELP vllm:prompt_tokens_total Number of prefill tokens processed.",
+        "# TYPE vllm:prompt_tokens_total counter",
+        f"vllm:prompt_tokens_total{{{labels}}} {math.floor(prompt)}",
+        "# HELP vllm:generation_tokens_total Number of generation tokens processed.",
+        "# TYPE vllm:generation_tokens_total counter",
+        f"vllm:generation_tokens_total{{{labels}}} {math.floor(output)}",
+        "# HELP vllm:num_requests_running Number of requests currently running on GPU.",
+        "# TYPE vllm:num_requests_running gauge",
+        f"vllm:num_requests_running{{{labels}}} {share * profile.running(now_s):.1f}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def make_server(
+    address: str, port: int, profile: TrafficProfile, clock: Callable[[], float], replicas: int = 1
+) -> ThreadingHTTPServer:
+    """The HTTP server (not started); counters start at zero when it is made."""
+    start_s = clock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server API)
+            path = self.path.split("?", 1)[0]
+            status, ctype = 200, "text/plain; version=0.0.4; charset=utf-8"
+            if path == "/metrics":
+                body = render(profile, start_s, clock())
+            elif _POD_PATH.match(path):
+                body = render(profile, start_s, clock(), share=1.0 / replicas)
+            elif path == "/healthz":
+                body = "ok\n"
+            else:
+                status, body = 404, "see /metrics or /pods/<pod>/metrics\n"
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet access log
+            pass
+
+    server = ThreadingHTTPServer((address, port), Handler)
+    server.daemon_threads = True
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    from mlfootprint.logs import configure
+
+    p = argparse.ArgumentParser(prog="python -m mlfootprint.demo.servingsim", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--address", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=9880, help="listen port (default 9880)")
+    p.add_argument("--time-factor", type=float, default=1440.0, help="clock acceleration (default 1440: a day a minute)")
+    p.add_argument("--model", default="llama-8b", help="model_name label")
+    p.add_argument("--peak-rps", type=float, default=40.0, help="requests per (simulated) second at the daily peak")
+    p.add_argument("--replicas", type=int, default=1, help="serving pods sharing the traffic (/pods/<pod>/metrics)")
+    p.add_argument("--log-format", choices=["json", "text"], default="json")
+    args = p.parse_args(argv)
+    if args.time_factor <= 0:
+        p.error("--time-factor: must be > 0")
+    if args.replicas < 1:
+        p.error("--replicas: must be >= 1")
+    configure("info", args.log_format)
+    profile = TrafficProfile(model=args.model, peak_requests_per_s=args.peak_rps)
+    try:
+        server = make_server(args.address, args.port, profile, SimClock(args.time_factor), args.replicas)
+    except OSError as exc:
+        print(f"servingsim: --port {args.port}: cannot listen on {args.address}: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    thread = threading.Thread(target=server.serve_forever, name="servingsim-http", daemon=True)
+    thread.start()
+    log.info("simulated vLLM metrics listening",
+             extra={"address": args.address, "port": server.server_address[1], "time_factor": args.time_factor,
+                    "model": args.model, "peak_rps": args.peak_rps, "replicas": args.replicas})
+    stop.wait()
+    server.shutdown()
+    server.server_close()
+    log.info("simulated vLLM metrics stopped")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

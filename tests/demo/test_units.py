@@ -1,0 +1,129 @@
+"""Unit tests of the demo's pure parts: simulated vLLM counters, scenario, manifests, processes."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mlfootprint.demo import scenario as scn
+from mlfootprint.demo.procs import DemoState, group_members, is_running, spawn, stop_all
+from mlfootprint.demo.servingsim import SimClock, TrafficProfile, cumulative_rate_s, make_server, render
+from mlfootprint.exporter.gpu_sim import request_rate
+
+
+def test_cumulative_rate_is_the_integral_of_the_exporters_profile() -> None:
+    for t0, t1 in ((0.0, 3600.0), (1.7e9, 1.7e9 + 86400.0), (1.7e9 + 5000.0, 1.7e9 + 9000.0)):
+        n = 20000  # midpoint rule
+        h = (t1 - t0) / n
+        expected = sum(request_rate(t0 + (i + 0.5) * h) for i in range(n)) * h
+        assert cumulative_rate_s(t1) - cumulative_rate_s(t0) == pytest.approx(expected, rel=1e-6)
+
+
+@given(st.floats(0, 2e9), st.floats(0, 1e6))
+def test_counters_never_decrease(t0: float, dt: float) -> None:
+    p = TrafficProfile()
+    assert p.requests_between(t0, t0 + dt) >= -1e-6 * max(1.0, t0)
+
+
+def _value(text: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
+
+
+def test_render_uses_vllm_names_and_per_pod_share() -> None:
+    p = TrafficProfile(peak_requests_per_s=10.0, prompt_tokens_per_request=100, output_tokens_per_request=50)
+    whole = render(p, 0.0, 86400.0)
+    half = render(p, 0.0, 86400.0, share=0.5)
+    # one day of the profile averages 0.5 of the peak: 10 * 0.5 * 86400 requests
+    assert _value(whole, "vllm:request_success_total") == pytest.approx(432000, abs=2)
+    assert _value(whole, "vllm:prompt_tokens_total") == pytest.approx(43_200_000, abs=200)
+    assert _value(whole, "vllm:generation_tokens_total") == pytest.approx(21_600_000, abs=100)
+    assert _value(half, "vllm:request_success_total") == pytest.approx(216000, abs=2)
+    assert "# TYPE vllm:request_success_total counter" in whole
+
+
+def test_server_paths() -> None:
+    clock = SimClock(3600.0)
+    server = make_server("127.0.0.1", 0, TrafficProfile(), clock, replicas=2)
+    import threading
+
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        time.sleep(0.3)
+        whole = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+        pod = urllib.request.urlopen(f"http://127.0.0.1:{port}/pods/chat-7d9f-x2/metrics").read().decode()
+        assert _value(whole, "vllm:request_success_total") > 0
+        assert 0 < _value(pod, "vllm:request_success_total") < _value(whole, "vllm:request_success_total")
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/nope")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("short", [False, True])
+def test_scenario_has_three_phases_and_fits_the_nodes(short: bool) -> None:
+    sc = scn.load(short=short)
+    assert any(r.outcome == "Failed" for r in sc.sweep) and any(r.outcome == "Succeeded" for r in sc.sweep)
+    assert sc.final.phase == "training" and all(r.phase == "development" for r in sc.sweep)
+    assert sum(r.gpus for r in sc.sweep) <= 8 * sc.gpu_nodes
+    assert sc.final.gpus <= 8 * sc.gpu_nodes and sc.final.gpus_per_pod <= 8
+    assert sc.serving.replicas * sc.serving.gpus_per_replica <= 8 * sc.gpu_nodes
+    # a day of training in about a minute (full), well under a minute in all (short)
+    assert 40 <= sc.wall_s(24) <= 90 if not short else sc.total_wall_s <= 40
+
+
+def test_manifests() -> None:
+    sc = scn.load(short=True)
+    failing = next(r for r in sc.sweep if r.outcome == "Failed")
+    job = scn.job(sc, failing)
+    ann = job["spec"]["template"]["metadata"]["annotations"]
+    assert ann["mlfootprint.io/sim-profile"] == "failing" and ann["kwok.x-k8s.io/status"] == "custom"
+    assert job["spec"]["backoffLimit"] == 0
+    tr = scn.training_run(sc, failing)
+    assert tr["spec"]["experiment"] and "final" not in tr["spec"]
+    assert scn.training_run(sc, sc.final)["spec"]["final"] is True
+    isvc = scn.inference_service(sc)
+    assert isvc["spec"]["servingMetrics"]["engine"] == "vllm"
+    pod = {"spec": {"containers": [{"name": "trainer", "image": "x"}]}, "status": {"startTime": "t0"}}
+    ended = scn.ended_status(pod, "t1", "Failed", "CUDA out of memory")["status"]
+    assert ended["phase"] == "Failed"
+    assert ended["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 1
+
+
+def test_scenario_errors_name_the_file(tmp_path) -> None:
+    bad = tmp_path / "s.yaml"
+    bad.write_text("namespace: x\n")
+    with pytest.raises(scn.ScenarioError, match="s.yaml"):
+        scn.load(bad)
+
+
+def test_spawned_processes_outlive_the_starter_and_stop_all_kills_the_group(tmp_path) -> None:
+    # a process that itself starts a child in the same group: both must go
+    code = "import subprocess,sys,time; subprocess.Popen([sys.executable,'-c','import time; time.sleep(60)']); time.sleep(60)"
+    rec = spawn("sleeper", [sys.executable, "-c", code], tmp_path / "s.log")
+    state = DemoState(processes=[rec])
+    state.save(tmp_path / "demo.json")
+    loaded = DemoState.load(tmp_path / "demo.json")
+    deadline = time.monotonic() + 5
+    while len(group_members(rec.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert is_running(loaded.processes[0]) and len(group_members(rec.pid)) == 2
+    assert stop_all(loaded.processes, timeout_s=5) == ["sleeper"]
+    assert not group_members(rec.pid) and not is_running(rec)
+    # a recorded process that no longer runs is never signalled
+    assert stop_all(loaded.processes) == []
+
+
+def test_demo_cli_rejects_bad_flags() -> None:
+    proc = subprocess.run([sys.executable, "-m", "mlfootprint.demo", "up", "--port-base", "80"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "--port-base" in proc.stderr
