@@ -141,7 +141,7 @@ async def _refresh(
 
     created_s = parse_iso(meta.get("creationTimestamp")) or now_s
     since_s = parse_iso(ledger.get("observedAt"))
-    obs, source_ok = await rt.energy.observe(ns, [p.name for p in pods], since_s)
+    obs, source_ok = await rt.energy.observe(ns, [p.name for p in pods], since_s if since_s is not None else created_s)
     rt.metrics.set_source_up(rt.energy.name, source_ok)
     end_s = obs.window_end_s if obs.window_end_s is not None else now_s
 
