@@ -48,7 +48,9 @@ class Board:
         self._y = 0
         self._row_h = 0
 
-    def var(self, name: str, query: str, label: str, multi: bool = True, regex: str = "") -> None:
+    def var(
+        self, name: str, query: str, label: str, multi: bool = True, regex: str = "", all_value: str | None = ".*"
+    ) -> None:
         self.variables.append(
             {
                 "name": name,
@@ -60,22 +62,10 @@ class Board:
                 "refresh": 2,
                 "includeAll": multi,
                 "multi": multi,
-                "allValue": ".*" if multi else None,
+                "allValue": all_value if multi else None,
                 "current": {},
                 "regex": regex,
                 "sort": 1,
-                "hide": 0,
-            }
-        )
-
-    def textbox(self, name: str, default: str, label: str) -> None:
-        self.variables.append(
-            {
-                "name": name,
-                "label": label,
-                "type": "textbox",
-                "query": default,
-                "current": {"text": default, "value": default},
                 "hide": 0,
             }
         )
@@ -347,7 +337,14 @@ def run_detail() -> Board:
     )
     b.var("namespace", "label_values(mlfootprint_run_energy_joules, namespace)", "Namespace", multi=False)
     b.var("run", 'label_values(mlfootprint_run_energy_joules{namespace="$namespace"}, name)', "Run", multi=False)
-    b.textbox("pods", "$run-.*", "Pods (regex)")
+    # The run's pods as the exporter names them: Job/JobSet/PyTorchJob/Deployment pods carry
+    # the workload's name as prefix. "All" joins the matched pods (no catch-all regex).
+    b.var(
+        "pods",
+        'label_values(mlfootprint_pod_gpu_power_watts{namespace="$namespace", pod=~"$run-.*"}, pod)',
+        "Pods",
+        all_value=None,
+    )
     sel = 'namespace="$namespace", name="$run"'
     pods = 'namespace="$namespace", pod=~"$pods"'
     b.row("Footprint")
@@ -381,7 +378,7 @@ def run_detail() -> Board:
         unit="watt",
         w=16,
         h=9,
-        description="Set 'Pods (regex)' if the run's pods are not named after it.",
+        description="Pods named <run>-...; pick them in the Pods variable.",
     )
     b.panel(
         "stat",
@@ -458,7 +455,7 @@ def inference_efficiency() -> Board:
     )
     b.panel(
         "timeseries",
-        "Energy per request (GPU power / request rate)",
+        "Facility energy per request (since the service started)",
         [
             _target(
                 f"sum by (namespace, name) (mlfootprint_run_energy_joules{{{sel}, kind=\"InferenceService\"}}) "
