@@ -36,6 +36,10 @@ FACTORS = {
 }
 
 
+def _if(value: Any, pred: Any) -> Any:
+    return value if pred(value) else None
+
+
 def _tr(kubectl: Kubectl, ns: str, name: str) -> dict[str, Any]:
     return get_json(kubectl, "trainingrun", name, "-n", ns)
 
@@ -88,7 +92,7 @@ def test_training_run_from_creation_to_completion(
 
     # it completes: the figures freeze
     set_pod_phase(kubectl, ns, "train-0", "Succeeded")
-    tr = wait_for(lambda: (t := _tr(kubectl, ns, "llm")) if condition(t, "Completed")["status"] == "True" else None, what="Completed")
+    tr = wait_for(lambda: _if(_tr(kubectl, ns, "llm"), lambda t: condition(t, "Completed")["status"] == "True"), what="Completed")
     frozen = tr["status"]
     assert frozen["completionTime"] and condition(tr, "Completed")["reason"] == "PodsSucceeded"
     exporter.set(ns, "train-0", gpu_j=50 * KWH)
@@ -149,7 +153,7 @@ def test_broken_configmap_keeps_last_good_factors(
 
     apply(kubectl, ns, configmap("mlfootprint-factors", {"pue": "0.8", "carbonIntensity": "300"}))
     tr = wait_for(
-        lambda: (t := _tr(kubectl, ns, "b")) if condition(t, "FactorsValid")["status"] == "False" else None,
+        lambda: _if(_tr(kubectl, ns, "b"), lambda t: condition(t, "FactorsValid")["status"] == "False"),
         what="FactorsValid=False",
     )
     c = condition(tr, "FactorsValid")
@@ -191,8 +195,8 @@ def test_two_factor_sets_give_the_expected_different_results(
         set_pod_phase(kubectl, ns, pod, "Running")
         exporter.set(ns, pod, gpu_j=2 * KWH)
     start_operator(ns, exporter_urls=(exporter.url,))
-    a = wait_for(lambda: (t := _tr(kubectl, ns, "dflt"))["status"] if (t.get("status") or {}).get("energy", {}).get("itKWh") == 2 else None)
-    g = wait_for(lambda: (t := _tr(kubectl, ns, "grn"))["status"] if (t.get("status") or {}).get("energy", {}).get("itKWh") == 2 else None)
+    a = wait_for(lambda: _if(_tr(kubectl, ns, "dflt").get("status") or {}, lambda s: s["energy"]["itKWh"] == 2))
+    g = wait_for(lambda: _if(_tr(kubectl, ns, "grn").get("status") or {}, lambda s: s["energy"]["itKWh"] == 2))
     assert a["energy"]["facilityKWh"] == 3.0 and g["energy"]["facilityKWh"] == 2.2
     assert a["carbon"]["operationalKg"] == 1.2  # 2 x 1.5 x 400 g
     assert g["carbon"]["operationalKg"] == 0.11  # 2 x 1.1 x 50 g

@@ -43,19 +43,19 @@ def register(
     def login(**_: Any) -> kopf.ConnectionInfo:
         return lifecycle.login(kube)
 
-    @kopf.index("pods", registry=registry)
+    @kopf.index("pods", registry=registry, id="pods_index")
     def pods_index(body: Any, **_: Any) -> Any:
         return indexes.index_pod(body)
 
-    @kopf.index(g, v, "trainingruns", registry=registry)
+    @kopf.index(g, v, "trainingruns", registry=registry, id="models_index")
     def models_index(spec: Any, status: Any, namespace: str, name: str, **_: Any) -> Any:
         return indexes.index_run_by_model(spec, status, namespace, name)
 
-    @kopf.timer(g, v, "trainingruns", interval=cfg.interval_s, initial_delay=0.1, registry=registry)
+    @kopf.timer(g, v, "trainingruns", interval=cfg.interval_s, initial_delay=0.1, registry=registry, id="refresh")
     async def refresh_trainingrun(body: Any, patch: kopf.Patch, memo: Any, pods_index: Any, **_: Any) -> None:
         await refresh.refresh_resource(kind="TrainingRun", body=body, patch=patch, memo=memo, pods=pods_index.get(body["metadata"]["namespace"], ()))
 
-    @kopf.timer(g, v, "inferenceservices", interval=cfg.interval_s, initial_delay=0.1, registry=registry)
+    @kopf.timer(g, v, "inferenceservices", interval=cfg.interval_s, initial_delay=0.1, registry=registry, id="refresh")
     async def refresh_inferenceservice(
         body: Any, patch: kopf.Patch, memo: Any, pods_index: Any, models_index: Any, **_: Any
     ) -> None:
@@ -64,12 +64,12 @@ def register(
             pods=pods_index.get(body["metadata"]["namespace"], ()), models=models_index,
         )
 
-    @kopf.on.event(g, v, "trainingruns", registry=registry)
+    @kopf.on.event(g, v, "trainingruns", registry=registry, id="forget")
     def forget_trainingrun(type: str, namespace: str, name: str, memo: Any, **_: Any) -> None:
         if type == "DELETED":
             memo.runtime.metrics.remove_run("TrainingRun", namespace, name)
 
-    @kopf.on.event(g, v, "inferenceservices", registry=registry)
+    @kopf.on.event(g, v, "inferenceservices", registry=registry, id="forget")
     def forget_inferenceservice(type: str, namespace: str, name: str, memo: Any, **_: Any) -> None:
         if type == "DELETED":
             memo.runtime.metrics.remove_run("InferenceService", namespace, name)
@@ -77,7 +77,7 @@ def register(
     if not cfg.discovery:
         return
 
-    @kopf.index("namespaces", registry=registry)
+    @kopf.index("namespaces", registry=registry, id="namespaces_index")
     def namespaces_index(name: str, labels: Any, **_: Any) -> Any:
         return indexes.index_namespace(name, labels)
 
