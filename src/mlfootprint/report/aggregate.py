@@ -390,6 +390,48 @@ def _stack_index(table: RunTable) -> npt.NDArray[np.intp]:
     return idx
 
 
+def _factorize(keys: npt.NDArray[np.object_]) -> tuple[list[str], npt.NDArray[np.intp]]:
+    """Sorted unique keys and each row's index into them (a dict pass: linear, no object sort)."""
+    uniq = sorted(set(keys.tolist()))
+    index = {k: i for i, k in enumerate(uniq)}
+    return uniq, np.fromiter((index[k] for k in keys.tolist()), dtype=np.intp, count=len(keys))
+
+
+def _spread(edges: npt.NDArray[np.float64], start: npt.NDArray[np.float64], end: npt.NDArray[np.float64],
+            amount: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Amounts spread uniformly over [start, end], summed per bucket between ``edges``.
+
+    With rate r_i = amount_i / (end_i - start_i), the cumulative amount up to t is
+    F(t) = Σ r_i (min(t, end_i) - min(t, start_i)); Σ r_i min(t, x_i) comes from one sort and
+    prefix sums, so all buckets cost O(n log n + buckets). Zero-length rows go to the bucket
+    holding their start. Times are shifted to the first edge to keep the sums well conditioned.
+    """
+    t0 = edges[0]
+    e = edges - t0
+    duration = end - start
+    point = duration <= 0
+    out = np.zeros(len(edges) - 1)
+    if point.any():
+        b = np.searchsorted(e, start[point] - t0, side="right") - 1
+        ok = (b >= 0) & (b < len(out))
+        out += np.bincount(b[ok], weights=amount[point][ok], minlength=len(out))
+    span = ~point
+    if span.any():
+        rate = amount[span] / duration[span]
+
+        def part(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+            order = np.argsort(x, kind="stable")
+            xs, rs = x[order], rate[order]
+            c_rx = np.concatenate([[0.0], np.cumsum(rs * xs)])
+            c_r = np.concatenate([[0.0], np.cumsum(rs)])
+            k = np.searchsorted(xs, e, side="left")
+            return c_rx[k] + e * (c_r[-1] - c_r[k])
+
+        cumulative = part(end[span] - t0) - part(start[span] - t0)
+        out += np.diff(cumulative)
+    return out
+
+
 def _time_series(
     table: RunTable, own_fac: npt.NDArray[np.float64], own_kg: npt.NDArray[np.float64],
     idle_fac: npt.NDArray[np.float64], idle_kg: npt.NDArray[np.float64], period: Period,
@@ -407,35 +449,30 @@ def _time_series(
         bucket = 86400.0 * max(1, math.ceil(span / 86400.0 / 120))
     lo = math.floor(lo / bucket) * bucket if bucket <= 86400 else math.floor(lo / 86400) * 86400
     n = max(1, math.ceil((hi - lo) / bucket))
+    edges = lo + bucket * np.arange(n + 1, dtype=np.float64)
     stack = _stack_index(table)[ok]
     fo, ko, fi, ki = own_fac[ok], own_kg[ok], idle_fac[ok], idle_kg[ok]
-    duration = end - start
-    point = duration <= 0
-    safe = np.where(point, 1.0, duration)
-    fac = np.zeros((len(STACKS), n))
-    kg = np.zeros((len(STACKS), n))
     idle_i = len(PHASES)
-    for b in range(n):
-        b0, b1 = lo + b * bucket, lo + (b + 1) * bucket
-        frac = np.where(point, ((start >= b0) & (start < b1)).astype(np.float64),
-                        np.clip((np.minimum(end, b1) - np.maximum(start, b0)) / safe, 0.0, 1.0))
-        fac[:, b] = np.bincount(stack, weights=frac * fo, minlength=len(STACKS))
-        kg[:, b] = np.bincount(stack, weights=frac * ko, minlength=len(STACKS))
-        fac[idle_i, b] += float(frac @ fi)
-        kg[idle_i, b] += float(frac @ ki)
-    return TimeSeries(
-        bucket_s=bucket,
-        starts_s=[lo + b * bucket for b in range(n)],
-        facility_kwh={s: fac[i].tolist() for i, s in enumerate(STACKS)},
-        total_kg={s: kg[i].tolist() for i, s in enumerate(STACKS)},
-    )
+    fac: dict[str, list[float]] = {}
+    kg: dict[str, list[float]] = {}
+    for i, name in enumerate(STACKS):
+        mask = stack == i
+        if i == idle_i:  # idle rows' own energy plus what was shared into runs
+            f = _spread(edges, start, end, np.where(mask, fo, 0.0) + fi)
+            k = _spread(edges, start, end, np.where(mask, ko, 0.0) + ki)
+        else:
+            f = _spread(edges, start[mask], end[mask], fo[mask])
+            k = _spread(edges, start[mask], end[mask], ko[mask])
+        fac[name] = f.tolist()
+        kg[name] = k.tolist()
+    return TimeSeries(bucket_s=bucket, starts_s=edges[:-1].tolist(), facility_kwh=fac, total_kg=kg)
 
 
 def _lifecycle(table: RunTable, options: ReportOptions) -> list[ModelLifecycle]:
     runs = table.take(~table.is_idle)
     if not len(runs):
         return []
-    models, inverse = np.unique(runs.model, return_inverse=True)
+    models, inverse = _factorize(runs.model)
     nph = len(PHASES)
     stack = _stack_index(runs)
     key = inverse * nph + np.minimum(stack, nph - 1)
@@ -446,7 +483,7 @@ def _lifecycle(table: RunTable, options: ReportOptions) -> list[ModelLifecycle]:
     out: list[ModelLifecycle] = []
     dev, train, inf = 0, 1, 2
     with_dev = options.breakeven_basis == "training+development"
-    for i, model in enumerate(models.tolist()):
+    for i, model in enumerate(models):
         phases = {
             phase: PhaseFigures(
                 runs=int(counts[i, p]),
@@ -542,7 +579,7 @@ def build_report(
     groups: list[GroupRow] = []
     nst = len(STACKS)
     if len(run_rows):
-        uniq, inverse = np.unique(keys, return_inverse=True)
+        uniq, inverse = _factorize(keys)
         n = len(uniq)
         sums = _sums(run_rows.values, inverse, n)
         counts = np.bincount(inverse, minlength=n)

@@ -28,8 +28,10 @@ missing (facility energy, carbon, water) are derived when the report is built.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -170,12 +172,99 @@ def _obj(items: list[Any]) -> npt.NDArray[np.object_]:
     return arr
 
 
-def _num(value: Any, where: str) -> float:
-    if value is None:
-        return float("nan")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise SnapshotError(f"{where}: expected a number, got {value!r}")
-    return float(value)
+def _times(values: list[Any], where: str, key: str) -> npt.NDArray[np.float64]:
+    """Timestamps -> Unix seconds, vectorised for the usual ``...Z`` form; NaN when absent."""
+    if all(v is None or (type(v) is str and v.endswith("Z") and "+" not in v) for v in values):
+        try:
+            stamps = np.array([v[:-1] if v else "NaT" for v in values], dtype="datetime64[us]")
+        except ValueError:
+            pass  # fall through to the exact per-value parser for the message
+        else:
+            out = stamps.astype(np.int64).astype(np.float64) / 1e6
+            out[np.isnat(stamps)] = np.nan
+            return out
+    out = np.empty(len(values), dtype=np.float64)
+    for i, v in enumerate(values):
+        try:
+            out[i] = parse_time(v)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise SnapshotError(f"{where}[{i}].{key}: bad timestamp {v!r}: {exc}") from None
+    return out
+
+
+_NUMBER_TYPES = (int, float, type(None))
+
+
+def _numbers(values: list[Any], where: str, key: str, missing: float) -> npt.NDArray[np.float64]:
+    if not {type(v) for v in values} <= set(_NUMBER_TYPES):
+        i = next(i for i, v in enumerate(values) if type(v) not in _NUMBER_TYPES)
+        raise SnapshotError(f"{where}[{i}].{key}: expected a number, got {values[i]!r}")
+    arr = np.array(values, dtype=np.float64)  # None -> NaN
+    if missing == missing:  # not NaN
+        arr[np.isnan(arr)] = missing
+    return arr
+
+
+def _part(records: list[Mapping[str, Any]], section: str | None, where: str) -> list[Mapping[str, Any]]:
+    if section is None:
+        return records
+    parts = [r.get(section) or _EMPTY for r in records]
+    if not all(type(p) is dict or isinstance(p, Mapping) for p in parts):
+        i = next(i for i, p in enumerate(parts) if not isinstance(p, Mapping))
+        raise SnapshotError(f"{where}[{i}].{section}: expected an object")
+    return parts
+
+
+_EMPTY: Mapping[str, Any] = {}
+
+
+def _rows(records: list[Mapping[str, Any]], *, idle: bool) -> dict[str, Any]:
+    """Column arrays for one list of records (runs or idle)."""
+    where = "idle" if idle else "runs"
+    for i, rec in enumerate(records):
+        if type(rec) is not dict and not isinstance(rec, Mapping):
+            raise SnapshotError(f"{where}[{i}]: expected an object")
+    n = len(records)
+    if idle:
+        kinds = [IDLE_KIND] * n
+        nss = [""] * n
+        names = [str(r.get("node") or "") for r in records]
+        phases = [IDLE_PHASE] * n
+        models = [""] * n
+        versions = [""] * n
+    else:
+        kinds = [r.get("kind") for r in records]
+        bad = next((i for i, k in enumerate(kinds) if k != "TrainingRun" and k != "InferenceService"), None)
+        if bad is not None:
+            raise SnapshotError(f"runs[{bad}].kind: expected TrainingRun or InferenceService, got {kinds[bad]!r}")
+        phases = [r.get("phase") or ("inference" if k == "InferenceService" else "development") for r, k in zip(records, kinds, strict=True)]
+        bad = next((i for i, p in enumerate(phases) if p not in PHASES), None)
+        if bad is not None:
+            raise SnapshotError(f"runs[{bad}].phase: expected one of {', '.join(PHASES)}, got {phases[bad]!r}")
+        nss = [str(r.get("namespace") or "") for r in records]
+        names = [str(r.get("name") or "") for r in records]
+        models = [str(r.get("model") or "") for r in records]
+        versions = [str(r.get("modelVersion") or "") for r in records]
+    labels = [r.get("labels") or {} for r in records]
+    bad = next((i for i, lab in enumerate(labels) if type(lab) is not dict and not isinstance(lab, Mapping)), None)
+    if bad is not None:
+        raise SnapshotError(f"{where}[{bad}].labels: expected an object")
+    values = np.empty((n, len(COLUMNS)), dtype=np.float64)
+    sections: dict[str | None, list[Mapping[str, Any]]] = {}
+    for j, (column, section, key) in enumerate(_COLUMN_SPEC):
+        if section not in sections:
+            sections[section] = _part(records, section, where)
+        raw = [p.get(key) for p in sections[section]]
+        nan_default = column == "market_kg" or (idle and column not in ("gpu_kwh", "host_kwh", "gpu_hours"))
+        values[:, j] = _numbers(raw, where, f"{section + '.' if section else ''}{key}", float("nan") if nan_default else 0.0)
+    return {
+        "kind": kinds, "namespace": nss, "name": names, "phase": phases, "model": models,
+        "model_version": versions, "node_pool": [str(r.get("nodePool") or "") for r in records],
+        "labels": [dict(lab) for lab in labels],
+        "start_s": _times([r.get("startTime") for r in records], where, "startTime"),
+        "end_s": _times([r.get("endTime") for r in records], where, "endTime"),
+        "values": values,
+    }
 
 
 def table_from_records(
@@ -185,92 +274,40 @@ def table_from_records(
     meta: Mapping[str, Any] | None = None,
     on_row: Callable[[int], None] | None = None,
 ) -> RunTable:
-    """Build the table from snapshot records (``runs`` then ``idle``). One linear pass.
+    """Build the table from snapshot records (``runs`` then ``idle``), column by column.
 
     Missing numbers are 0, except ``carbon.marketKg`` (NaN: not configured) and the idle
     rows' derived quantities (NaN: filled in by :func:`mlfootprint.report.aggregate.fill_idle`).
+    Raises :class:`SnapshotError` naming the first bad record and field.
     """
-    kinds: list[str] = []
-    nss: list[str] = []
-    names: list[str] = []
-    phases: list[str] = []
-    models: list[str] = []
-    versions: list[str] = []
-    pools: list[str] = []
-    labels: list[dict[str, str]] = []
-    starts: list[float] = []
-    ends: list[float] = []
-    rows: list[list[float]] = []
-    spec = _COLUMN_SPEC
-    nan = float("nan")
+    parts = []
     for is_idle, records in ((False, runs), (True, idle)):
-        for i, rec in enumerate(records):
-            where = f"{'idle' if is_idle else 'runs'}[{i}]"
-            if not isinstance(rec, Mapping):
-                raise SnapshotError(f"{where}: expected an object")
+        records = records if isinstance(records, list) else list(records)
+        for lo in range(0, max(len(records), 1), _PROGRESS_STEP):
+            chunk = records[lo : lo + _PROGRESS_STEP]
             try:
-                if is_idle:
-                    kinds.append(IDLE_KIND)
-                    nss.append("")
-                    names.append(str(rec.get("node") or ""))
-                    phases.append(IDLE_PHASE)
-                    models.append("")
-                    versions.append("")
-                else:
-                    kind = rec.get("kind")
-                    if kind not in ("TrainingRun", "InferenceService"):
-                        raise SnapshotError(f"{where}.kind: expected TrainingRun or InferenceService, got {kind!r}")
-                    phase = rec.get("phase") or ("inference" if kind == "InferenceService" else "development")
-                    if phase not in PHASES:
-                        raise SnapshotError(f"{where}.phase: expected one of {', '.join(PHASES)}, got {phase!r}")
-                    kinds.append(kind)
-                    nss.append(str(rec.get("namespace") or ""))
-                    names.append(str(rec.get("name") or ""))
-                    phases.append(phase)
-                    models.append(str(rec.get("model") or ""))
-                    versions.append(str(rec.get("modelVersion") or ""))
-                pools.append(str(rec.get("nodePool") or ""))
-                lab = rec.get("labels") or {}
-                if not isinstance(lab, Mapping):
-                    raise SnapshotError(f"{where}.labels: expected an object")
-                labels.append(dict(lab))
-                starts.append(parse_time(rec.get("startTime")))
-                ends.append(parse_time(rec.get("endTime")))
-            except (TypeError, ValueError) as exc:
-                if isinstance(exc, SnapshotError):
-                    raise
-                raise SnapshotError(f"{where}: {exc}") from exc
-            row: list[float] = []
-            for column, section, key in spec:
-                part = rec if section is None else rec.get(section)
-                value = part.get(key) if isinstance(part, Mapping) else None
-                if value is None:
-                    if column == "market_kg" or (is_idle and column not in ("gpu_kwh", "host_kwh", "gpu_hours")):
-                        row.append(nan)
-                    else:
-                        row.append(0.0)
-                else:
-                    row.append(_num(value, f"{where}.{section + '.' if section else ''}{key}"))
-            rows.append(row)
-            if on_row is not None and len(rows) % _PROGRESS_STEP == 0:
-                on_row(_PROGRESS_STEP)
-    if on_row is not None and len(rows) % _PROGRESS_STEP:
-        on_row(len(rows) % _PROGRESS_STEP)
-    values = np.array(rows, dtype=np.float64).reshape(len(rows), len(COLUMNS))
+                part = _rows(chunk, idle=is_idle)
+            except SnapshotError as exc:
+                raise SnapshotError(_shift_index(str(exc), lo)) from None
+            parts.append(part)
+            if on_row is not None and chunk:
+                on_row(len(chunk))
+    strings = ("kind", "namespace", "name", "phase", "model", "model_version", "node_pool", "labels")
+    merged: dict[str, Any] = {f: _obj([x for p in parts for x in p[f]]) for f in strings}
     return RunTable(
-        kind=_obj(kinds),
-        namespace=_obj(nss),
-        name=_obj(names),
-        phase=_obj(phases),
-        model=_obj(models),
-        model_version=_obj(versions),
-        node_pool=_obj(pools),
-        labels=_obj(labels),
-        start_s=np.array(starts, dtype=np.float64),
-        end_s=np.array(ends, dtype=np.float64),
-        values=values,
+        **merged,
+        start_s=np.concatenate([p["start_s"] for p in parts]) if parts else np.empty(0),
+        end_s=np.concatenate([p["end_s"] for p in parts]) if parts else np.empty(0),
+        values=np.concatenate([p["values"] for p in parts]) if parts else np.empty((0, len(COLUMNS))),
         meta=dict(meta or {}),
     )
+
+
+def _shift_index(message: str, offset: int) -> str:
+    """Chunk-relative ``runs[3]`` -> absolute ``runs[4099]`` in an error message."""
+    import re
+
+    return re.sub(r"^(runs|idle)\[(\d+)\]", lambda m: f"{m.group(1)}[{int(m.group(2)) + offset}]", message)
 
 
 #: Label or annotation naming a run's node pool (the report's `node-pool` grouping).
@@ -389,7 +426,7 @@ def read_snapshot(
 ) -> RunTable:
     """Read and validate a snapshot file (format and version checked first)."""
     try:
-        with path.open("rb") as fh:
+        with path.open("rb") as fh, _gc_paused():
             document = json.load(fh)
     except OSError as exc:
         raise SnapshotError(f"cannot read {path}: {exc.strerror or exc}") from exc
@@ -409,4 +446,18 @@ def read_snapshot(
     source = dict(document.get("source") or {})
     source.setdefault("kind", "file")
     source["file"] = str(path)
-    return table_from_records(runs, idle, meta={"source": source}, on_row=on_row)
+    with _gc_paused():
+        return table_from_records(runs, idle, meta={"source": source}, on_row=on_row)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while millions of acyclic objects are made
+    (JSON parsing, column building): it would otherwise rescan them again and again."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
