@@ -109,7 +109,7 @@ def stacked_bars(chart_id: str, title: str, labels: Sequence[str], stacks: Seque
                 f'<rect class="bar" data-stack="{s}" x="{_num(x)}" y="{_num(y0)}" width="{_num(bw)}" height="{_num(max(h, 0.5))}" '
                 f'fill="{COLOURS[s]}"><title>{escape(label)} — {s}: {fmt(v, 2)} {escape(unit)}</title></rect>'
             )
-        short = label if len(label) <= 18 else label[:17] + "…"
+        short = label if len(label) <= 22 else label[:21] + "…"
         parts.append(f'<text x="{_num(x + bw / 2)}" y="{_H - _M["b"] + 16}" text-anchor="middle">{escape(short)}</text>')
     parts.append(f'<line class="axis" x1="{_M["l"]}" x2="{_W - _M["r"]}" y1="{_M["t"] + ph}" y2="{_M["t"] + ph}" stroke="#888"/>')
     parts += _legend(_W - _M["r"] + 20, stacks)
@@ -160,6 +160,13 @@ def stacked_area(chart_id: str, title: str, starts: Sequence[float], bucket_s: f
     return "\n".join(parts)
 
 
+def _bucket_name(bucket_s: float) -> str:
+    if bucket_s == 3600:
+        return "hour"
+    days = bucket_s / 86400
+    return "day" if days == 1 else f"{days:g} days"
+
+
 def _html_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     out = ["<table>", "<thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in headers) + "</tr></thead>", "<tbody>"]
     for row in rows:
@@ -204,7 +211,7 @@ def render_html(report: Report) -> str:
                               [g.stack_facility_kwh for g in groups], "kWh"), "</figure>"]
     if report.series is not None:
         s = report.series
-        body += ["<h2>Over time</h2>", f"<figure><figcaption>Facility energy per {'hour' if s.bucket_s == 3600 else f'{s.bucket_s / 86400:g} day(s)'} by phase</figcaption>",
+        body += ["<h2>Over time</h2>", f"<figure><figcaption>Facility energy per {_bucket_name(s.bucket_s)} by phase</figcaption>",
                  stacked_area("chart-series", "Facility energy over time", s.starts_s, s.bucket_s, s.facility_kwh, STACKS, "kWh"), "</figure>"]
     for title, headers, rows in _tables(report):
         body += [f"<h2>{escape(title)}</h2>", _html_table(headers, rows)]
