@@ -52,11 +52,18 @@ build_kubernetes() {
   tmp="$(mktemp -d "$CACHE/bin/.build-k8s.XXXXXX")"
   start=$SECONDS
   log "building ${missing[*]} $K8S_VERSION (slow the first time: several minutes)"
-  local pkgs=()
+  local pkgs=() ldflags="-s -w" ver="${K8S_VERSION#v}" pkg
   for name in "${missing[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$name"); done
+  # Stamp the version as hack/lib/version.sh does (otherwise the server reports
+  # v0.0.0-master, which breaks kubectl's skew check and Helm's kubeVersion constraints).
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=${ver%%.*}"
+    ldflags+=" -X $pkg.gitMinor=$(cut -d. -f2 <<<"$ver") -X $pkg.gitTreeState=clean"
+    ldflags+=" -X $pkg.gitCommit=go-module-k8s.io/kubernetes@$K8S_VERSION"
+  done
   # One `go build` for all of them so the shared packages compile once.
   run_build "kubernetes-$K8S_VERSION" bash -c 'cd "$1" && shift && exec go build "$@"' _ \
-    "$BUILD_DIR" "${GO_BUILD_FLAGS[@]}" -o "$tmp/" "${pkgs[@]}"
+    "$BUILD_DIR" -trimpath "-ldflags=$ldflags" -o "$tmp/" "${pkgs[@]}"
   for name in "${missing[@]}"; do
     mkdir -p "$CACHE/bin/$name-$K8S_VERSION"
     mv -f "$tmp/$name" "$CACHE/bin/$name-$K8S_VERSION/$name"

@@ -40,7 +40,8 @@ logger = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
 SERVICE_CIDR = "10.0.0.0/24"
-POD_CIDR = "10.244.0.0/16"
+#: kwok hands out pod IPs from the first address of this CIDR on
+POD_CIDR = "10.244.0.1/16"
 #: annotation that marks a node as managed (simulated) by kwok
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -415,6 +416,13 @@ class DevCluster:
             f"--tls-cert-file={c.apiserver.cert}",
             f"--tls-private-key-file={c.apiserver.key}",
             f"--client-ca-file={c.ca.cert}",
+            # Published in kube-system/extension-apiserver-authentication for delegated authn
+            # (controller-manager, scheduler, aggregated APIs); no front-proxy cert is issued.
+            f"--requestheader-client-ca-file={c.ca.cert}",
+            "--requestheader-allowed-names=front-proxy-client",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
             "--authorization-mode=Node,RBAC",
             f"--service-account-key-file={c.sa_pub}",
             f"--service-account-signing-key-file={c.sa_key}",
