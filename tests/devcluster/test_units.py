@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,3 +72,15 @@ def test_pid_alive_checks_the_binary() -> None:
         proc.kill()
         proc.wait()
     assert not pid_alive(proc.pid)
+
+
+def test_cluster_fixture_fails_not_skips_without_binaries(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rfEs",
+         "tests/devcluster/test_cluster.py::test_cluster_is_ready_on_loopback"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "MLFOOTPRINT_CACHE": str(tmp_path)},
+    )
+    assert proc.returncode != 0
+    assert "1 error" in proc.stdout and "skipped" not in proc.stdout
+    assert "make tools" in proc.stdout
