@@ -82,8 +82,8 @@ def test_report_reads_statuses(runs: str, cluster, capsys: pytest.CaptureFixture
     assert lc["model"] == "llama-8b"
     assert lc["developmentShareOfTraining"]["energy"] == pytest.approx(0.2)
     assert lc["requests"] == 10000
-    # breakeven on CO2e: (41 + 201) kg over (24 + 1) kg / 10,000 requests
-    assert lc["breakeven"]["carbon"]["breakevenInferences"] == pytest.approx(242 / 25 * 10000)
+    # breakeven on CO2e: development (48 + 1) + training (240 + 1) = 290 kg over (24 + 1) kg / 10,000 requests
+    assert lc["breakeven"]["carbon"]["breakevenInferences"] == pytest.approx(290 / 25 * 10000)
     assert doc["source"]["kind"] == "cluster"
 
 
