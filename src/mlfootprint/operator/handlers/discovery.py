@@ -101,9 +101,11 @@ async def discover_workload(
     for labels in namespaces.get(ns, ()):
         ns_labels = labels
     if ns_labels.get(DISCOVER_LABEL) != "true":
+        log.debug("namespace not labelled for discovery", extra={"namespace": ns, "kind": kind})
         return
     wanted = desired_object(kind, body)
     if wanted is None:
+        log.debug("not a GPU workload", extra={"namespace": ns, "kind": kind, "name": meta.get("name")})
         return
     rt: Runtime = memo.runtime
     done: set[str] = rt.extra.setdefault("discovered", set())
