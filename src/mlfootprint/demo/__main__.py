@@ -98,11 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     except (DemoError, ScenarioError) as e:
         logging.getLogger("mlfootprint.demo").debug("failed", exc_info=True)
         print(f"\nmlfootprint demo {args.action}: {e}", file=sys.stderr)
-        if args.action == "up":
+        if args.action == "up" and (state_dir / "logs").is_dir():
             print(f"(everything it started was stopped; logs in {state_dir / 'logs'})", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"\ninterrupted; stop what was started with: make demo-down", file=sys.stderr)
+        print("\ninterrupted; what was started is stopped (or run: make demo-down)", file=sys.stderr)
         return 130
 
 

@@ -118,7 +118,7 @@ def spawn(name: str, argv: Sequence[str], log_path: Path, env: dict[str, str] | 
     # The demo's `up` exits while the child runs on; forget the Popen so that no ResourceWarning
     # is raised and the child is not waited for (init reaps it after we exit).
     popen.returncode = 0
-    log.info("started", extra={"process": name, "pid": popen.pid, "log": str(log_path), **({"url": url} if url else {})})
+    log.info("started", extra={"component": name, "pid": popen.pid, "log": str(log_path), **({"url": url} if url else {})})
     return rec
 
 
@@ -137,7 +137,7 @@ def stop_all(records: Iterable[ProcRecord], timeout_s: float = 10.0) -> list[str
         time.sleep(0.05)
     for r in recs:
         if group_members(r.pid):
-            log.warning("process ignored SIGTERM; killing", extra={"process": r.name, "pid": r.pid})
+            log.warning("process ignored SIGTERM; killing", extra={"component": r.name, "pid": r.pid})
             _killpg(r.pid, signal.SIGKILL)
     deadline = time.monotonic() + 5.0
     while time.monotonic() < deadline and any(group_members(r.pid) for r in recs):
