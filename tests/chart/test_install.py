@@ -4,6 +4,7 @@ objects follow the API the server actually serves, and the granted RBAC is what 
 components need and no more (checked with `kubectl auth can-i` as their ServiceAccounts).
 
 Images need not run (no container runtime here): the release is installed without waiting.
+The server reports its real version, so the chart's `kubeVersion` constraint is checked too.
 """
 
 from __future__ import annotations
