@@ -40,6 +40,7 @@ demo-down: ## Stop everything `make demo` started
 
 crds: venv ## Regenerate crds/ (and the chart's copy) from the pydantic models
 	$(PY) -m mlfootprint.crd.generate --out crds
+	$(PY) -m mlfootprint.crd.reference > docs/crds.md
 
 lock: ## Re-pin requirements.lock from pyproject.toml
 	$(PYTHON) -m pip install -q uv

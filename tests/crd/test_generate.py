@@ -96,3 +96,9 @@ def test_crds_command_prints_both(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["crds"]) == 0
     docs = [d for d in yaml.safe_load_all(capsys.readouterr().out) if d]
     assert sorted(d["spec"]["names"]["kind"] for d in docs) == ["InferenceService", "TrainingRun"]
+
+
+def test_crd_reference_doc_is_current() -> None:
+    from mlfootprint.crd.reference import render_reference
+
+    assert (ROOT / "docs" / "crds.md").read_text() == render_reference(), "docs/crds.md is stale: run `make crds`"
