@@ -105,7 +105,7 @@ async def discover_workload(
         return
     wanted = desired_object(kind, body)
     if wanted is None:
-        log.debug("not a GPU workload", extra={"namespace": ns, "kind": kind, "name": meta.get("name")})
+        log.debug("not a GPU workload", extra={"namespace": ns, "kind": kind, "workload": meta.get("name")})
         return
     rt: Runtime = memo.runtime
     done: set[str] = rt.extra.setdefault("discovered", set())
@@ -113,7 +113,11 @@ async def discover_workload(
     if uid in done:
         return
     plural, obj = wanted
-    created = await rt.kube.create_custom(ns, plural, obj)
+    try:
+        created = await rt.kube.create_custom(ns, plural, obj)
+    except Exception as e:  # retried on the workload's next event
+        log.warning("auto-discovery could not create the run", extra={"kind": kind, "namespace": ns, "workload": meta.get("name"), "error": str(e)})
+        return
     done.add(uid)
     if created:
-        log.info("auto-discovered workload", extra={"kind": kind, "namespace": ns, "name": meta.get("name")})
+        log.info("auto-discovered workload", extra={"kind": kind, "namespace": ns, "workload": meta.get("name")})

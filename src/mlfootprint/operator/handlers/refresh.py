@@ -93,7 +93,7 @@ async def refresh_resource(
         raise
     except Exception as e:
         rt.metrics.refresh_error()
-        log.exception("refresh failed", extra={"kind": kind, "name": body.get("metadata", {}).get("name")})
+        log.exception("refresh failed", extra={"kind": kind, "resource": body.get("metadata", {}).get("name")})
         raise kopf.TemporaryError(f"refresh failed: {e}", delay=rt.cfg.interval_s) from e
     finally:
         rt.metrics.observe_refresh(time.perf_counter() - t0)
