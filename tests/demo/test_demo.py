@@ -73,7 +73,7 @@ def test_short_demo_end_to_end(tmp_path: Path) -> None:
             assert (st.get("energy") or {}).get("facilityKWh", 0) > 0, f"{who}: no energy: {st}"
             assert (st.get("carbon") or {}).get("totalTonnes", 0) > 0, f"{who}: no tCO2e: {st}"
         # the table a person sees shows the tCO2e column with the figures
-        assert "tCO2e" in up.stdout and "llama-8b-final" in up.stdout
+        assert "TCO2E" in up.stdout and "llama-8b-final" in up.stdout
 
         report = json.loads((state / "report.json").read_text())
         lifecycle = {lc["model"]: lc for lc in report["lifecycle"]}

@@ -67,6 +67,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _log_to_file(path: Path) -> None:
+    """Also keep the orchestration's structured logs (JSON lines, info and above) in the state directory."""
+    from mlfootprint.logs import JsonFormatter
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, mode="w")
+    handler.setFormatter(JsonFormatter())
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger()
+    stderr_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    for h in root.handlers:
+        if h is not handler:
+            h.setLevel(stderr_level)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from mlfootprint.demo.orchestrator import Demo, DemoError, Options, default_state_dir, down, status
@@ -75,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
 
     configure(args.log_level, args.log_format)
     state_dir = (args.state_dir or default_state_dir()).absolute()
+    if args.action in ("up", "down"):
+        _log_to_file(state_dir / f"demo-{args.action}.log")
     try:
         if args.action == "down":
             down(state_dir)

@@ -382,7 +382,9 @@ class Demo:
         self.say(f"  kubectl -n {s.namespace} get jobs,pods -o wide")
         for name, url in s.urls.items():
             self.say(f"  curl -s {url}    # {name}")
-        self.say(f"  mlfootprint report -n {s.namespace} --group-by phase         # or -f html -o report.html")
+        cli = Path(sys.executable).parent / "mlfootprint"
+        cli_text = os.path.relpath(cli) if cli.exists() and not os.path.relpath(cli).startswith("..") else "mlfootprint"
+        self.say(f"  {cli_text} report -n {s.namespace} --group-by phase    # or: -f html -o report.html, -f json")
         self.say(f"  HTML report: {s.report_html}")
         self.say(f"  logs: {self.state_dir / 'logs'}  (control plane: {Path(s.cluster_dir) / 'logs'})")
         self.say("Stop everything: make demo-down")
@@ -412,6 +414,8 @@ class Driver:
         self.ended: dict[str, str] = {}  # run -> outcome
         self._ips = 0
         self._last_progress = -1.0
+        self._tty = demo.out.isatty()
+        self._line_open = False
 
     def sim_h(self) -> float:
         return (self.clock() - self.t0) * self.sc.time_factor / 3600.0
@@ -429,13 +433,16 @@ class Driver:
         self._create_run(sc.final)
         self._drive([sc.final], "final training")
         self._start_serving()
+        self._event(f"{sc.serving.name} serving: {sc.serving.replicas} vLLM replica(s) x {sc.serving.gpus_per_replica} GPU, "
+                    f"diurnal traffic peaking at {sc.serving.peak_requests_per_s:g} requests/s")
         end = self.clock() + sc.wall_s(sc.serving.hours)
         while self.clock() < end:
             self._annotate_serving()
             self._progress("inference", force=False)
             time.sleep(0.25)
         self._progress("inference", force=True)
-        self.demo.say("")
+        if self._tty:
+            self.demo.say("")
 
     def _create_run(self, run: scn.Run) -> None:
         ns = self.sc.namespace
@@ -463,6 +470,8 @@ class Driver:
                     for p in scheduled:
                         self._patch_pod(p, scn.running_status(p, utcnow(), self._next_ip()))
                     self.started[run.name] = now
+                    if run.phase == "training":
+                        self._event(f"{run.name} started: {run.pods} pod(s) x {run.gpus_per_pod} GPUs, {run.hours:g} h")
                     log.info("run started", extra={"run": run.name, "pods": run.pods, "sim_hour": round(self.sim_h(), 2)})
                 elif now - self.started[run.name] >= self.sc.wall_s(run.hours):
                     for p in pods:
@@ -470,8 +479,13 @@ class Driver:
                             self._patch_pod(p, scn.ended_status(p, utcnow(), run.outcome, run.reason))
                     self.ended[run.name] = run.outcome
                     del pending[run.name]
+                    why = f" ({run.reason})" if run.reason else ""
+                    self._event(f"{run.name} {run.outcome.lower()}{why} after {run.hours:g} h on {run.gpus} GPUs")
                     log.info("run ended", extra={"run": run.name, "outcome": run.outcome, "sim_hour": round(self.sim_h(), 2)})
             self._progress(stage, force=not pending)
+            if not pending and self._tty:
+                self.demo.say("")
+                self._line_open = False
             if pending:
                 time.sleep(0.2)
 
@@ -509,16 +523,45 @@ class Driver:
                                   {"metadata": {"annotations": {scn.SERVING_URL_ANNOTATION: url}}})
             log.info("annotated serving pod", extra={"pod": meta["name"], "url": url})
 
+    def _event(self, text: str) -> None:
+        self._clear_line()
+        self.demo.say(f"      simulated hour {self.sim_h():5.1f} | {text}")
+
+    def _clear_line(self) -> None:
+        if self._tty and self._line_open:
+            self.demo.out.write("\r\033[K")
+            self._line_open = False
+
     def _progress(self, stage: str, force: bool) -> None:
+        """A status line: rewritten in place on a terminal, else printed every 5 s."""
         now = self.clock()
-        if not force and now - self._last_progress < 2.0:
+        if not force and now - self._last_progress < (0.5 if self._tty else 5.0):
             return
         self._last_progress = now
         running = [r.name for r in self.sc.runs if r.name in self.started and r.name not in self.ended]
         ok = sum(1 for o in self.ended.values() if o == "Succeeded")
         failed = sum(1 for o in self.ended.values() if o == "Failed")
-        self.demo.say(f"      simulated hour {self.sim_h():5.1f} | {stage:<17} | running: {', '.join(running) or '-'} | "
-                      f"succeeded {ok}, failed {failed}")
+        if stage == "inference":
+            what = f"{self.sc.serving.name}: {self._requests_served():,.0f} requests served"
+        else:
+            what = f"running: {', '.join(running) or '-'}"
+        line = f"      simulated hour {self.sim_h():5.1f} | {stage:<17} | {what} | runs succeeded {ok}, failed {failed}"
+        if self._tty:
+            self.demo.out.write("\r\033[K" + line)
+            self.demo.out.flush()
+            self._line_open = True
+        else:
+            self.demo.say(line)
+
+    def _requests_served(self) -> float:
+        """Requests counted so far by the simulated vLLM server (0 if it does not answer)."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.serving_port}/metrics", timeout=2.0) as resp:
+                text = resp.read().decode()
+        except (urllib.error.URLError, OSError):
+            return 0.0
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("vllm:request_success_total{"))
 
 
 # ----------------------------------------------------------------- down / status
