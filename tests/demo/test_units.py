@@ -127,3 +127,36 @@ def test_demo_cli_rejects_bad_flags() -> None:
     proc = subprocess.run([sys.executable, "-m", "mlfootprint.demo", "up", "--port-base", "80"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "--port-base" in proc.stderr
+
+
+def test_port_in_use_is_a_clear_error() -> None:
+    import socket
+
+    from mlfootprint.demo.orchestrator import DemoError, pick_ports
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        busy = s.getsockname()[1]
+        with pytest.raises(DemoError, match=rf"{busy} \(exporter kwok-gpu-0\).*MLFOOTPRINT_DEMO_PORT_BASE"):
+            pick_ports(busy, [("exporter kwok-gpu-0", 0)])
+    free = pick_ports(0, [("a", 0), ("b", 1), ("c", 2)])
+    assert len(set(free.values())) == 3
+
+
+def test_missing_binaries_say_run_make_tools(tmp_path) -> None:
+    import os
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlfootprint.demo", "up", "--short", "--state-dir", str(tmp_path / "s")],
+        capture_output=True, text=True, env={**os.environ, "MLFOOTPRINT_CACHE": str(tmp_path / "empty-cache")},
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert "make tools" in proc.stderr and "kube-apiserver" in proc.stderr
+
+
+def test_down_without_a_demo_is_fine(tmp_path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "mlfootprint.demo", "down", "--state-dir", str(tmp_path / "none")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "no demo running" in proc.stdout

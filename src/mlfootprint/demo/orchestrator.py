@@ -101,11 +101,11 @@ def pick_ports(base: int, names: Sequence[tuple[str, int]]) -> dict[str, int]:
             for s in socks:
                 s.close()
     ports = {name: base + offset for name, offset in names}
-    busy = [f"{p} ({name})" for name, p in ports.items() if not port_free(p)]
+    busy = [(name, p) for name, p in ports.items() if not port_free(p)]
     if busy:
         raise DemoError(
-            f"port(s) in use on 127.0.0.1: {', '.join(busy)}. Stop whatever listens there "
-            f"(`ss -ltnp | grep :{ports[names[0][0]] // 10}`), run `make demo-down` if an earlier demo is still up, "
+            f"port(s) in use on 127.0.0.1: {', '.join(f'{p} ({name})' for name, p in busy)}. Stop whatever listens "
+            f"there (`ss -ltnp 'sport = :{busy[0][1]}'` shows it), run `make demo-down` if an earlier demo is still up, "
             "or choose other ports: MLFOOTPRINT_DEMO_PORT_BASE=N make demo (0 = any free ports)."
         )
     return ports
