@@ -83,7 +83,7 @@ def test_short_demo_end_to_end(tmp_path: Path) -> None:
             assert phase in phases and phases[phase]["runs"] > 0 and phases[phase]["facility_kwh"] > 0, phases
         assert phases["development"]["runs"] >= 3  # including the failed trials
         assert (state / "report.html").stat().st_size > 1000
-        assert "make demo-down" in up.stdout and "/metrics" in up.stdout
+        assert "mlfootprint.demo down --state-dir" in up.stdout and "/metrics" in up.stdout
     finally:
         down = _demo(state, "down", timeout_s=120)
     assert down.returncode == 0, f"demo down failed:\n{down.stdout}\n{down.stderr}"

@@ -387,7 +387,10 @@ class Demo:
         self.say(f"  {cli_text} report -n {s.namespace} --group-by phase    # or: -f html -o report.html, -f json")
         self.say(f"  HTML report: {s.report_html}")
         self.say(f"  logs: {self.state_dir / 'logs'}  (control plane: {Path(s.cluster_dir) / 'logs'})")
-        self.say("Stop everything: make demo-down")
+        if self.state_dir == default_state_dir().absolute():
+            self.say("Stop everything: make demo-down")
+        else:
+            self.say(f"Stop everything: {q(sys.executable)} -m mlfootprint.demo down --state-dir {q(str(self.state_dir))}")
 
 
 # ----------------------------------------------------------------- the timeline
@@ -547,7 +550,8 @@ class Driver:
             what = f"running: {', '.join(running) or '-'}"
         line = f"      simulated hour {self.sim_h():5.1f} | {stage:<17} | {what} | runs succeeded {ok}, failed {failed}"
         if self._tty:
-            self.demo.out.write("\r\033[K" + line)
+            width = shutil.get_terminal_size((160, 24)).columns - 1
+            self.demo.out.write("\r\033[K" + line[:width])
             self.demo.out.flush()
             self._line_open = True
         else:
