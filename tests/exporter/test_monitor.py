@@ -161,3 +161,20 @@ def test_accelerated_clock() -> None:
     clock = Clock(1440.0, now=lambda: 5000.0, mono=lambda: t[0])
     t[0] += 1.0
     assert clock() == 5000.0 + 1440.0
+
+
+def test_grace_counts_wall_seconds_under_an_accelerated_clock(clock: FakeClock) -> None:
+    """Simulated time runs 1440x faster; an ended pod stays for the grace in *real* seconds."""
+    wall = FakeClock(0.0)
+    mon, gpus, pods = make(clock, ended_pod_grace_s=5.0, wall_clock=wall)
+    mon.cycle()
+    pods.containers = []  # pod a ended
+    clock.advance(1440.0)  # one accelerated wall second = a simulated day's minute
+    wall.advance(1.0)
+    mon.cycle()
+    clock.advance(4 * 1440.0)
+    wall.advance(4.0)
+    assert any(c.key == A for c in mon.cycle().containers)  # 5 s not yet passed in real time
+    clock.advance(1440.0)
+    wall.advance(1.5)
+    assert not any(c.key == A for c in mon.cycle().containers)

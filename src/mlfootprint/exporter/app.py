@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from prometheus_client.registry import CollectorRegistry
@@ -90,6 +91,7 @@ def build_monitor(cfg: ExporterConfig, errors: ErrorCounter | None = None, clock
         ended_pod_grace_s=cfg.ended_pod_grace_s,
         state_file=cfg.state_file,
         state_save_interval_s=cfg.state_save_interval_s,
+        wall_clock=time.monotonic,
     )
 
 

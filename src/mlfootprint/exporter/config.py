@@ -76,7 +76,7 @@ class ExporterConfig(BaseModel):
     idle_policy: Literal["none", "allocation"] = Field(
         "none", description="Idle energy of allocated GPUs: none (stays idle) or allocation (split among holders)."
     )
-    ended_pod_grace_s: float = Field(600.0, ge=0, description="Keep an ended container's final energy visible this long, s.")
+    ended_pod_grace_s: float = Field(600.0, ge=0, description="Keep an ended container's final energy visible this long, in wall-clock seconds (also under --sim-time-factor).")
     state_file: Path | None = Field(None, description="Persist cumulative totals here so counters continue across restarts.")
     state_save_interval_s: float = Field(30.0, gt=0, description="How often to write the state file, s.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")

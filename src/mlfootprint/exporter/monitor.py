@@ -93,6 +93,9 @@ class _Container:
     swing_max_w: float = 0.0
     last_cpu_s: float | None = None
     ended_at: float | None = None
+    #: wall-clock (monotonic) time the container was first seen ended; the grace period counts
+    #: real seconds even when the measurement clock is accelerated (simulation)
+    ended_wall_s: float | None = None
     shares: tuple[tuple[str, float], ...] = ()
 
     @property
@@ -116,6 +119,7 @@ class Monitor:
         ended_pod_grace_s: float = 600.0,
         state_file: Path | None = None,
         state_save_interval_s: float = 30.0,
+        wall_clock: Callable[[], float] | None = None,
     ) -> None:
         self.node = node
         self.errors = errors
@@ -124,6 +128,9 @@ class Monitor:
         self._pod_source = pods
         self._cgroups = cgroups
         self._clock = clock
+        # Grace periods and state checkpoints are about real time, not the (possibly
+        # accelerated) measurement clock; tests inject one fake clock for both.
+        self._wall = wall_clock or clock
         self._idle_policy: IdlePolicy = idle_policy
         self._swing_fraction = swing_fraction
         self._swing_window_s = swing_window_s
@@ -285,6 +292,7 @@ class Monitor:
         for key in present:
             c = containers[key]
             c.ended_at = None
+            c.ended_wall_s = None
         shares: dict[ContainerKey, list[tuple[str, float]]] = {}
         for uuid, per in result.gpu_shares.items():
             for key, share in per.items():
@@ -307,9 +315,12 @@ class Monitor:
             for key, c in list(containers.items()):
                 if key in present:
                     continue
+                wall_s = self._wall()
                 if c.ended_at is None:
                     c.ended_at = now
-                elif now - c.ended_at > self._grace_s:
+                if c.ended_wall_s is None:  # just ended, or restored from the state file
+                    c.ended_wall_s = wall_s
+                elif wall_s - c.ended_wall_s > self._grace_s:
                     del containers[key]
         # fold the cycle's own power reading into the per-container stats as one sample
         self._apply_power(now, {r.uuid: r.power_w for r in readings if r.power_w is not None})
@@ -317,7 +328,7 @@ class Monitor:
         self.snapshot = snap
         self.last_cycle_monotonic = time.monotonic()
         if self._state_file is not None and (
-            self._state_saved_at is None or now - self._state_saved_at >= self._state_every_s
+            self._state_saved_at is None or self._wall() - self._state_saved_at >= self._state_every_s
         ):
             self.save_state()
         return snap
@@ -443,7 +454,7 @@ class Monitor:
             except OSError:
                 pass
             return
-        self._state_saved_at = self._clock()
+        self._state_saved_at = self._wall()
 
     def _load_state(self, path: Path) -> None:
         try:
