@@ -88,6 +88,7 @@ def main() -> int:
         subprocess.run([*kc, "apply", "-f", str(ROOT / "crds")], check=True, capture_output=True)
         subprocess.run([*kc, "wait", "--for=condition=Established", "crd/trainingruns.mlfootprint.io"], check=True, capture_output=True)
         subprocess.run([*kc, "create", "namespace", ns], check=True, capture_output=True)
+        subprocess.run([*kc, "wait", "--for=create", "serviceaccount/default", "-n", ns, "--timeout=60s"], check=True, capture_output=True)
         items = []
         for i in range(args.runs):
             items.append({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p-{i}", "labels": {"run": f"r-{i}"}},
@@ -97,7 +98,10 @@ def main() -> int:
         t = time.monotonic()
         for k in range(0, len(items), 400):
             doc = json.dumps({"apiVersion": "v1", "kind": "List", "items": items[k : k + 400]})
-            subprocess.run([*kc, "apply", "-n", ns, "-f", "-"], input=doc, text=True, check=True, capture_output=True)
+            p = subprocess.run([*kc, "create", "-n", ns, "-f", "-"], input=doc, text=True, capture_output=True)
+            if p.returncode != 0:
+                print(p.stderr[-2000:])
+                return 1
         print(f"created {args.runs} pods and TrainingRuns in {time.monotonic() - t:.1f} s", flush=True)
 
         srv = exporter_server(ns, args.runs)
@@ -105,7 +109,7 @@ def main() -> int:
         op = subprocess.Popen(
             [sys.executable, "-m", "mlfootprint", "operator", "--kubeconfig", str(cluster.kubeconfig),
              "--namespace", ns, "--operator-namespace", ns, "--exporter-url", url, "--exporter-service", "none",
-             "--interval", str(args.interval), "--metrics-port", "-1", "--log-level", "warning", "--no-discovery"],
+             "--interval", str(args.interval), "--metrics-port", "-1", "--log-level", "info", "--log-format", "text", "--no-discovery"],
             stdout=subprocess.DEVNULL, stderr=open(state / "operator.log", "w"),
         )
         # warm-up: wait until every run has a status
