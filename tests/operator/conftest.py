@@ -4,6 +4,7 @@ counters the test advances), serving-engine pages, and the operator run in-proce
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 import urllib.request
@@ -208,7 +209,7 @@ def wait_for(fn: Callable[[], Any], timeout_s: float = 30.0, what: str = "condit
     while time.monotonic() < deadline:
         try:
             last = fn()
-        except (KeyError, TypeError, IndexError, AssertionError) as e:
+        except (KeyError, TypeError, IndexError, AssertionError, subprocess.CalledProcessError) as e:
             last = e
         else:
             if last:

@@ -121,7 +121,8 @@ class Kube:
         """Create a mlfootprint.io object; False when it already exists."""
         try:
             await asyncio.to_thread(
-                self.custom.create_namespaced_custom_object, "mlfootprint.io", "v1alpha1", namespace, plural, body
+                self.custom.create_namespaced_custom_object, "mlfootprint.io", "v1alpha1", namespace, plural, body,
+                _request_timeout=30,
             )
             return True
         except ApiException as e:

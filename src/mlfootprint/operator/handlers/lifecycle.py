@@ -45,7 +45,6 @@ def configure_settings(settings: kopf.OperatorSettings, cfg: OperatorConfig) -> 
     settings.persistence.finalizer = f"{PREFIX}/finalizer"
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
-    settings.execution.max_workers = 4
 
 
 def build_runtime(cfg: OperatorConfig, kube: Kube, energy: EnergySource | None = None) -> Runtime:
