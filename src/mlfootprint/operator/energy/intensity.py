@@ -6,17 +6,27 @@ Response shapes (contract-tested against a local server, tests/operator):
 * Electricity Maps v3 ``GET /v3/carbon-intensity/latest?zone=Z`` with header ``auth-token``
   -> ``{"zone": Z, "carbonIntensity": 302, "datetime": ..., "emissionFactorType": ...}``
   (gCO2eq/kWh);
-* WattTime v3 ``GET /login`` (HTTP basic) -> ``{"token": T}``; then
+* WattTime v3 ``GET /login`` (HTTP basic) -> ``{"token": T}`` (a JWT valid 30 minutes); then
   ``GET /v3/forecast?region=R&signal_type=co2_moer&horizon_hours=0`` (Bearer T) ->
   ``{"data": [{"point_time": ..., "value": V}], "meta": {"units": "lbs_co2_per_mwh", ...}}``;
   V lbs/MWh x 0.45359237 = gCO2/kWh. WattTime's signal is the *marginal* emission rate.
+  A data call answered 401 (token expired) logs in again and retries once (WattTime docs).
+  ``/v3/signal-index`` is not used: its value is a 0-100 percentile, not an emission rate
+  (a response whose ``meta.units`` is not an emission rate is refused).
 * Prometheus ``GET /api/v1/query?query=Q`` -> ``{"status": "success", "data": {"resultType":
   "vector", "result": [{"value": [t, "v"]}]}}``; the first sample's value.
+
+A source that fails (HTTP error such as 401/429/500, timeout, unexpected body) never fails the
+refresh: the last good value of that source is kept (else None: the fallback applies), a
+warning is logged, and ``on_status(source, ok)`` reports it (the operator exports it as
+``mlfootprint_operator_energy_source_up{source="intensity:<kind>"}``).
 """
 
 from __future__ import annotations
 
+import base64
 import logging
+import math
 import time
 from collections.abc import Callable
 
@@ -46,6 +56,7 @@ class IntensityReader:
         max_age_s: float = 60.0,
         timeout_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        on_status: Callable[[str, bool], None] | None = None,
     ) -> None:
         self.prometheus_url = prometheus_url
         self.providers_enabled = providers_enabled
@@ -60,6 +71,9 @@ class IntensityReader:
         self._clock = clock
         self._cache: dict[tuple[str, ...], tuple[float, float | None]] = {}
         self._session: aiohttp.ClientSession | None = None
+        self._on_status = on_status
+        #: source ("intensity:electricitymaps" ...) -> the last error, or None after a success
+        self.errors: dict[str, str | None] = {}
 
     async def close(self) -> None:
         if self._session is not None:
@@ -82,6 +96,7 @@ class IntensityReader:
         now = self._clock()
         if hit is not None and now - hit[0] < self._max_age_s:
             return hit[1]
+        source = f"intensity:{spec.provider if spec.kind == 'provider' else spec.kind}"
         try:
             if spec.kind == "prometheus":
                 v = await self.prometheus_value(spec.query or "", spec.url or self.prometheus_url)
@@ -89,11 +104,21 @@ class IntensityReader:
                 v = await self.electricitymaps(spec.zone or "", spec.url or self.em_url)
             else:
                 v = await self.watttime(spec.zone or "", spec.url or self.wt_url)
+            if v is not None and not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"carbon intensity must be a finite number >= 0, got {v}")
         except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, IndexError, TypeError) as e:
-            log.warning("carbon intensity source failed", extra={"kind": spec.kind, "error": str(e)})
+            log.warning("carbon intensity source failed; keeping its last good value", extra={"source": source, "error": str(e)})
             v = hit[1] if hit is not None else None
+            self._report(source, f"{type(e).__name__}: {e}")
+        else:
+            self._report(source, None)
         self._cache[key] = (now, v)
         return v
+
+    def _report(self, source: str, error: str | None) -> None:
+        self.errors[source] = error
+        if self._on_status is not None:
+            self._on_status(source, error is None)
 
     async def prometheus_value(self, query: str, url: str | None) -> float | None:
         if not url:
@@ -115,22 +140,31 @@ class IntensityReader:
             doc = await r.json()
         return float(doc["carbonIntensity"])
 
+    async def _watttime_login(self, base: str) -> str:
+        basic = base64.b64encode(f"{self.wt_user or ''}:{self.wt_password or ''}".encode()).decode()
+        async with self._sess().get(f"{base}/login", headers={"Authorization": f"Basic {basic}"}) as r:
+            r.raise_for_status()
+            self._wt_token = str((await r.json())["token"])
+        return self._wt_token
+
     async def watttime(self, region: str, base: str) -> float:
         base = base.rstrip("/")
-        if self._wt_token is None:
-            auth = aiohttp.BasicAuth(self.wt_user or "", self.wt_password or "")
-            async with self._sess().get(f"{base}/login", auth=auth) as r:
-                r.raise_for_status()
-                self._wt_token = str((await r.json())["token"])
-        async with self._sess().get(
-            f"{base}/v3/forecast",
-            params={"region": region, "signal_type": "co2_moer", "horizon_hours": "0"},
-            headers={"Authorization": f"Bearer {self._wt_token}"},
-        ) as r:
-            if r.status == 401:
-                self._wt_token = None
-            r.raise_for_status()
-            doc = await r.json()
+        token = self._wt_token or await self._watttime_login(base)
+        for attempt in (1, 2):
+            async with self._sess().get(
+                f"{base}/v3/forecast",
+                params={"region": region, "signal_type": "co2_moer", "horizon_hours": "0"},
+                headers={"Authorization": f"Bearer {token}"},
+            ) as r:
+                if r.status == 401 and attempt == 1:
+                    self._wt_token = None  # expired (30 min): log in again, retry once
+                else:
+                    if r.status == 401:
+                        self._wt_token = None
+                    r.raise_for_status()
+                    doc = await r.json()
+                    break
+            token = await self._watttime_login(base)
         units = (doc.get("meta") or {}).get("units", "lbs_co2_per_mwh")
         value = float(doc["data"][0]["value"])
         if units == "lbs_co2_per_mwh":
