@@ -82,6 +82,7 @@ def build_runtime(cfg: OperatorConfig, kube: Kube, energy: EnergySource | None =
             electricitymaps_url=cfg.electricitymaps_url, electricitymaps_token=cfg.electricitymaps_token,
             watttime_url=cfg.watttime_url, watttime_username=cfg.watttime_username,
             watttime_password=cfg.watttime_password, max_age_s=max(cfg.interval_s, 1.0),
+            on_status=metrics.set_source_up,
         ),
         post_event=post_event,
     )
