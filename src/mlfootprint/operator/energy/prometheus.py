@@ -55,7 +55,7 @@ class PrometheusSource:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._clock = clock
         self._session: aiohttp.ClientSession | None = None
-        self._cache: dict[tuple[float, float], Result] = {}
+        self._cache: dict[tuple[float, float], tuple[Result, dict[tuple[str, str], dict[str, str]]]] = {}
         self._gauges: dict[float, Result] = {}
         self._locks: dict[tuple[float, float], asyncio.Lock] = {}
         self.queries = 0
@@ -76,22 +76,28 @@ class PrometheusSource:
             raise RuntimeError(f"Prometheus query failed: {doc.get('error')}")
         return list(doc["data"]["result"])
 
-    async def _window(self, start_s: float, end_s: float) -> Result:
+    async def _window(self, start_s: float, end_s: float) -> tuple[Result, dict[tuple[str, str], dict[str, str]]]:
+        """Increments per (namespace, pod) over ``[start_s, end_s]``, and the pods' GPUs (uuid -> model)."""
         key = (start_s, end_s)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             if key in self._cache:
                 return self._cache[key]
-            window = max(int(round(end_s - start_s)), 1)
+            # milliseconds: a sub-second step (or a non-integer one) must not widen the window
+            # into the previous one (which would count its energy twice)
+            window_ms = max(int(round((end_s - start_s) * 1000.0)), 1)
             out: Result = {}
+            gpus: dict[tuple[str, str], dict[str, str]] = {}
             for metric, by in _COUNTERS.items():
-                rows = await self._query(f"sum by ({by}) (increase({metric}[{window}s]))", end_s)
+                rows = await self._query(f"sum by ({by}) (increase({metric}[{window_ms}ms]))", end_s)
                 for row in rows:
                     m = row["metric"]
                     v = float(row["value"][1])
+                    pod, c = m.get("pod", ""), m.get("container", "")
+                    if metric == GPU_ENERGY:  # as in scrape mode: every GPU series seen names a GPU
+                        gpus.setdefault((m.get("namespace", ""), pod), {})[m.get("gpu_uuid", "")] = m.get("gpu_model", "unknown")
                     if not (v > 0 and math.isfinite(v)):
                         continue
-                    pod, c = m.get("pod", ""), m.get("container", "")
                     if metric == GPU_ENERGY:
                         k = series_key("gpu", pod, c, m.get("gpu_uuid", ""))
                     elif metric == HOST_ENERGY:
@@ -104,8 +110,8 @@ class PrometheusSource:
             if len(self._cache) > 64:
                 self._cache.clear()
                 self._locks = {key: lock}
-            self._cache[key] = out
-            return out
+            self._cache[key] = (out, gpus)
+            return out, gpus
 
     async def _peaks(self, t_s: float) -> Result:
         if t_s in self._gauges:
@@ -126,7 +132,7 @@ class PrometheusSource:
             obs.window_end_s = start
             return obs, True
         try:
-            result = await self._window(start, end)
+            result, gpus = await self._window(start, end)
             gauges = await self._peaks(end)
         except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError, KeyError, ValueError) as e:
             log.warning("Prometheus query failed", extra={"error": str(e)})
@@ -136,6 +142,7 @@ class PrometheusSource:
         assert obs.deltas is not None
         for pod in pods:
             obs.deltas.update(result.get((namespace, pod), {}))
+            obs.gpus.update(gpus.get((namespace, pod), {}))
             g = gauges.get((namespace, pod), {})
             if "peak" in g:
                 peaks.append(g["peak"])

@@ -1,0 +1,275 @@
+"""Prometheus mode and scrape mode give the same status for the same energy (issue 5).
+
+A fixture exporter (a local HTTP server) publishes two pods' counters, one pod per namespace,
+both following the same function of time: 0 until ``t0``, linear until ``t1``, then flat.
+A real Prometheus (Debian package, loopback, temp TSDB) scrapes it; one operator, in scrape
+mode, watches namespace A and scrapes the exporter itself; a second operator, in Prometheus
+mode (``energy_source=prometheus``), watches namespace B and reads ``increase()`` windows.
+
+Why the figures must agree to float rounding (rel 1e-9), not just "to within the
+extrapolation": ``increase()`` extrapolates a window's first/last samples to its edges with
+the slope between them (Prometheus ``extrapolatedRate``). That is exact when the counter is
+linear over the window and the samples are regular. The test makes it so:
+
+* ``t0`` and ``t1`` lie on the operator's window grid (step ``STEP_S``), so every window is
+  flat (increase 0), or linear; a kink never falls inside a window. The grid step is longer
+  than the refresh interval, so consecutive refreshes never skip a grid point;
+* the page Prometheus scrapes carries explicit timestamps snapped to the scrape grid, and
+  each value is the function evaluated at its own timestamp, so scheduling jitter of the
+  test process changes neither the spacing of the samples nor their values.
+
+The scrape-mode ledger counts the final counter values exactly (its first observation of a
+series counts it whole, and the counters are 0 when the runs are created). The carbon
+intensity of namespace B comes from a PromQL query to the same Prometheus (a gauge on the
+page), that of A is the same number as a constant, so equal CO2e also checks the Prometheus
+carbon-intensity path end to end (its fallback would give a different figure).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlfootprint.operator.energy.prometheus import PrometheusSource
+from mlfootprint.operator.status import parse_iso
+from tests.conftest import Kubectl
+from tests.operator.conftest import apply, configmap, get_json, make_pod, set_pod_phase, training_run, wait_for
+
+pytestmark = [pytest.mark.cluster, pytest.mark.prometheus]
+
+KWH = 3.6e6
+STEP_S = 2.0  # the Prometheus-mode window grid
+LAG_S = 1.0  # windows end this far behind now (Prometheus has scraped by then)
+SCRAPE_MS = 250  # Prometheus scrape interval
+GROWTH_STEPS = 2  # t1 - t0 in grid steps
+# Totals over [t0, t1]: nice decimals, so the 4-significant-digit status figures are exact.
+TOTALS = {"gpu_j": 1.5 * KWH, "cpu_j": 0.3 * KWH, "dram_j": 0.06 * KWH, "alloc_s": 7200.0}
+PEAK_W, MIN_W = 690.0, 95.0
+CI = 400.0
+
+
+class RampExporter:
+    """Per-pod counters ``total * clamp((t - t0) / (t1 - t0), 0, 1)``.
+
+    ``/metrics``: values at the time of the request (what the scrape-mode operator reads).
+    ``/prom``: values at explicit timestamps snapped to Prometheus' scrape grid (the phase is
+    learnt from the first request), so the samples are regular and exact.
+    """
+
+    def __init__(self, pods: list[tuple[str, str]]) -> None:
+        self.pods = pods
+        self.t0: float | None = None
+        self.t1: float | None = None
+        self.phase_ms: int | None = None
+        self.lock = threading.Lock()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                now_ms = int(time.time() * 1000)
+                if self.path.startswith("/prom"):
+                    with owner.lock:
+                        if owner.phase_ms is None:
+                            owner.phase_ms = now_ms % SCRAPE_MS
+                        phase = owner.phase_ms
+                    ts_ms = phase + round((now_ms - phase) / SCRAPE_MS) * SCRAPE_MS
+                    body = owner.page(ts_ms, explicit=True).encode()
+                else:
+                    body = owner.page(now_ms, explicit=False).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_port)
+
+    def fraction(self, t_ms: int) -> float:
+        """In integer milliseconds, as Prometheus keeps timestamps: epoch seconds as floats
+        carry ~2e-7 s of rounding, a 5e-8 relative error over a 4 s ramp."""
+        with self.lock:
+            t0, t1 = self.t0, self.t1
+        if t0 is None or t1 is None:
+            return 0.0
+        t0_ms, t1_ms = round(t0 * 1000), round(t1 * 1000)
+        return min(max(t_ms - t0_ms, 0), t1_ms - t0_ms) / (t1_ms - t0_ms)
+
+    def page(self, t_ms: int, *, explicit: bool) -> str:
+        f = self.fraction(t_ms)
+        ts = f" {t_ms}" if explicit else ""
+        lines = [f'grid_carbon_intensity{{zone="DE"}} {CI!r}{ts}']
+        for ns, pod in self.pods:
+            base = f'node="kwok-gpu-0",namespace="{ns}",pod="{pod}",container=""'
+            lines += [
+                f'mlfootprint_pod_gpu_energy_joules_total{{{base},gpu_uuid="GPU-{pod}",gpu_model="H100"}} {TOTALS["gpu_j"] * f!r}{ts}',
+                f'mlfootprint_pod_host_energy_joules_total{{{base},component="cpu"}} {TOTALS["cpu_j"] * f!r}{ts}',
+                f'mlfootprint_pod_host_energy_joules_total{{{base},component="dram"}} {TOTALS["dram_j"] * f!r}{ts}',
+                f'mlfootprint_pod_gpu_allocation_seconds_total{{{base},gpu_model="H100"}} {TOTALS["alloc_s"] * f!r}{ts}',
+                f"mlfootprint_pod_power_swings_total{{{base}}} 0.0{ts}",
+                f"mlfootprint_pod_gpu_power_peak_watts{{{base}}} {PEAK_W!r}{ts}",
+                f"mlfootprint_pod_gpu_power_min_watts{{{base}}} {MIN_W!r}{ts}",
+            ]
+        return "\n".join(lines) + "\n"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return json.loads(r.read())
+
+
+@pytest.fixture
+def prometheus_for(tmp_path: Path) -> Iterator[Any]:
+    """start(target_port, path) -> base URL of a real Prometheus scraping that target."""
+    binary = shutil.which("prometheus")
+    assert binary, "prometheus missing: run `bash hack/tools/30-prometheus.sh` (make tools)"
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(target_port: int, path: str) -> str:
+        port = _free_port()
+        config = tmp_path / "prometheus.yml"
+        config.write_text(
+            f"global: {{scrape_interval: {SCRAPE_MS}ms, scrape_timeout: {SCRAPE_MS - 50}ms, evaluation_interval: 1s}}\n"
+            "scrape_configs:\n"
+            f"  - job_name: fixture\n    metrics_path: {path}\n"
+            f"    static_configs: [{{targets: ['127.0.0.1:{target_port}']}}]\n"
+        )
+        log = open(tmp_path / "prometheus.log", "wb")  # noqa: SIM115 - closed with the process
+        procs.append(subprocess.Popen(
+            [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{port}"],
+            stdout=subprocess.DEVNULL, stderr=log,
+        ))
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url + "/-/ready", timeout=1) as r:
+                    if r.status == 200:
+                        return url
+            except OSError:
+                pass
+            assert procs[-1].poll() is None, (tmp_path / "prometheus.log").read_text()[-2000:]
+            time.sleep(0.2)
+        raise AssertionError("Prometheus not ready within 30 s: " + (tmp_path / "prometheus.log").read_text()[-2000:])
+
+    yield start
+    for p in procs:
+        p.terminate()
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+@pytest.fixture
+def second_namespace(kubectl: Kubectl, namespace: str) -> Iterator[str]:
+    name = f"{namespace[:55]}-b"
+    kubectl("create", "namespace", name)
+    kubectl("wait", "--for=create", "serviceaccount/default", "-n", name, "--timeout=30s")
+    try:
+        yield name
+    finally:
+        kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+
+
+def _status(kubectl: Kubectl, ns: str, name: str) -> dict[str, Any]:
+    return get_json(kubectl, "trainingrun", name, "-n", ns).get("status") or {}
+
+
+FACTORS = {"pue": "1.5", "wueOnsite": "0.5", "wueOffsite": "2", "embodiedGpu": "{H100: {co2eKg: 876, waterL: 87.6}}", "gpuLifetimeYears": "1"}
+LEDGER_KEYS = ("gpuJ", "cpuJ", "dramJ", "itJ", "facilityJ", "co2eOpG", "co2eEmbG", "waterOnL", "waterOffL", "waterEmbL", "allocS", "allocS:H100")
+
+
+def test_prometheus_mode_and_scrape_mode_give_the_same_status(
+    kubectl: Kubectl, namespace: str, second_namespace: str, start_operator: Any, prometheus_for: Any
+) -> None:
+    ns_a, ns_b = namespace, second_namespace
+    exporter = RampExporter([(ns_a, "w-0"), (ns_b, "w-0")])
+    try:
+        prom_url = prometheus_for(exporter.port, "/prom")
+        apply(kubectl, ns_a, configmap("mlfootprint-factors", {**FACTORS, "carbonIntensity": str(CI)}))
+        query = 'grid_carbon_intensity{zone="DE"}'
+        apply(kubectl, ns_b, configmap("mlfootprint-factors", {
+            **FACTORS, "carbonIntensity": json.dumps({"prometheus": {"query": query}, "fallback": 100}),
+        }))
+        for ns in (ns_a, ns_b):
+            apply(kubectl, ns, training_run("run", app="w", model="m", final=True))
+            make_pod(kubectl, ns, "w-0", {"app": "w"})
+            set_pod_phase(kubectl, ns, "w-0", "Running")
+
+        start_operator(ns_a, exporter_urls=(f"http://127.0.0.1:{exporter.port}/metrics",), interval_s=0.3)
+        # Prometheus mode as configured (energy_source, prometheus_url for the carbon-intensity
+        # query); the source is the one build_runtime makes, with a grid step longer than the
+        # refresh interval so that no refresh skips a grid point (see the module docstring).
+        source = PrometheusSource(prom_url, step_s=STEP_S, lag_s=LAG_S)
+        start_operator(ns_b, energy_source="prometheus", prometheus_url=prom_url, prometheus_lag_s=LAG_S, interval_s=0.3, energy=source)
+        for ns in (ns_a, ns_b):
+            wait_for(lambda ns=ns: _status(kubectl, ns, "run").get("ledger", {}).get("observedAt"), what=f"first refresh in {ns}")
+
+        t0 = math.ceil((time.time() + 1.0) / STEP_S) * STEP_S
+        with exporter.lock:
+            exporter.t0, exporter.t1 = t0, t0 + GROWTH_STEPS * STEP_S
+        t1 = t0 + GROWTH_STEPS * STEP_S
+
+        wait_for(
+            lambda: _status(kubectl, ns_a, "run")["ledger"]["totals"].get("gpuJ") == TOTALS["gpu_j"],
+            timeout_s=30, what="scrape mode: all the energy",
+        )
+        wait_for(
+            lambda: (parse_iso(_status(kubectl, ns_b, "run")["ledger"]["observedAt"]) or 0) >= t1 + STEP_S,
+            timeout_s=30, what="Prometheus mode: windows past t1",
+        )
+        a, b = _status(kubectl, ns_a, "run"), _status(kubectl, ns_b, "run")
+    finally:
+        exporter.close()
+
+    # The hand computation: 1.5 + 0.36 kWh IT, x 1.5 PUE, x 400 g/kWh; 2 GPU-hours of 876 kg/year.
+    assert a["energy"] == {"gpuKWh": 1.5, "hostKWh": 0.36, "itKWh": 1.86, "facilityKWh": 2.79}
+    assert a["carbon"]["operationalKg"] == 1.116 and a["gpuHours"] == 2.0
+    ta, tb = a["ledger"]["totals"], b["ledger"]["totals"]
+    for k in LEDGER_KEYS:
+        assert tb.get(k) == pytest.approx(ta[k], rel=1e-9, abs=1e-9), k
+    for part in ("energy", "carbon", "water", "gpuHours", "gpus", "gpuModels", "pods", "phase"):
+        assert b[part] == a[part], part
+    assert (b["power"]["peakW"], b["power"]["minW"], b["power"]["swings"]) == (PEAK_W, MIN_W, 0)
+    assert (a["power"]["peakW"], a["power"]["minW"], a["power"]["swings"]) == (PEAK_W, MIN_W, 0)
+    # the same factors, the intensity of B read from Prometheus (not its fallback of 100)
+    assert b["factors"]["carbonIntensityKind"] == "prometheus" and a["factors"]["carbonIntensityKind"] == "constant"
+    fa = {k: v for k, v in a["factors"].items() if k not in ("source", "carbonIntensityKind")}
+    fb = {k: v for k, v in b["factors"].items() if k not in ("source", "carbonIntensityKind")}
+    assert fb == fa
+    # windows: Prometheus mode accounted the energy in grid windows over exactly [t0, t1]
+    assert tb["activeS"] == pytest.approx(t1 - t0, abs=1e-6)
+    for st in (a, b):
+        ready = next(c for c in st["conditions"] if c["type"] == "EnergySourceReady")
+        assert ready["status"] == "True", ready
