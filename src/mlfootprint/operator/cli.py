@@ -45,7 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     e.add_argument("--exporter-service", default="mlfootprint-exporter", help="Service of the exporters (scrape mode)")
     e.add_argument("--exporter-namespace", default=None, help="namespace of that Service (default: operator namespace)")
     e.add_argument("--exporter-url", action="append", default=[], metavar="URL", help="static exporter /metrics URL (repeatable)")
-    e.add_argument("--prometheus-url", default=None, help="Prometheus base URL (prometheus mode, carbon-intensity queries)")
+    e.add_argument(
+        "--prometheus-url", default=None,
+        help="Prometheus base URL (prometheus mode, carbon-intensity queries; default: $MLFOOTPRINT_PROMETHEUS_URL)",
+    )
     e.add_argument("--prometheus-lag", type=float, default=30.0, metavar="SECONDS", help="query Prometheus this far behind now")
     f = parser.add_argument_group("factors")
     f.add_argument("--factors-configmap", default="mlfootprint-factors", help="name of the factors ConfigMaps")
@@ -103,8 +106,23 @@ def config_from_args(args: argparse.Namespace) -> object:
         return OperatorConfig.model_validate(values)
     except ValidationError as e:
         err = e.errors()[0]
-        flag = "--" + "-".join(str(p) for p in err["loc"]).replace("_s", "").replace("_", "-") if err["loc"] else "arguments"
-        raise _bad(flag, err["msg"]) from None
+        field = str(err["loc"][0]) if err["loc"] else ""
+        if not field and "prometheus_url" in err["msg"]:
+            field = "prometheus_url"
+        flag = _FLAGS.get(field, "--" + field.replace("_", "-") if field else "arguments")
+        raise _bad(flag, err["msg"].removeprefix("Value error, ")) from None
+
+
+#: OperatorConfig field -> the flag that sets it (for error messages naming the flag)
+_FLAGS = {
+    "namespace": "--operator-namespace",
+    "watch_namespaces": "--namespace",
+    "interval_s": "--interval",
+    "exporter_urls": "--exporter-url",
+    "prometheus_lag_s": "--prometheus-lag",
+    "discovery": "--no-discovery",
+    "liveness_endpoint": "--liveness",
+}
 
 
 def run_operator(cfg: object, *, stop_flag: threading.Event | None = None, ready_flag: threading.Event | None = None, energy: object = None, memo: object = None) -> None:
@@ -134,12 +152,17 @@ def run_operator(cfg: object, *, stop_flag: threading.Event | None = None, ready
 
 
 def run(args: argparse.Namespace) -> int:
+    import math
+
     from mlfootprint.logs import configure
 
+    for flag, value in (("--interval", args.interval), ("--prometheus-lag", args.prometheus_lag)):
+        if not math.isfinite(value):
+            raise _bad(flag, "must be a finite number of seconds")
     if args.interval <= 0:
         raise _bad("--interval", "must be > 0")
-    if args.energy_source == "prometheus" and not args.prometheus_url:
-        raise _bad("--prometheus-url", "needed with --energy-source prometheus")
+    # --energy-source prometheus without any URL (flag or $MLFOOTPRINT_PROMETHEUS_URL) is
+    # refused by the configuration, naming --prometheus-url
     cfg = config_from_args(args)
     configure(args.log_level, args.log_format)
     logging.getLogger("kopf").setLevel(logging.WARNING if args.log_level != "debug" else logging.DEBUG)
