@@ -1,4 +1,4 @@
-"""Energy sources of the operator: exporter scrape (default) and Prometheus ``increase()``."""
+"""Energy sources of the operator: exporter scrape (default) and Prometheus (counters read back)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ class Observation:
     """What a source saw for one run's pods.
 
     Exactly one of ``counters`` (cumulative values per ledger series key; the ledger takes
-    deltas) or ``deltas`` (increments over the requested window, Prometheus mode) is set.
+    reset-aware deltas) or ``deltas`` (increments already taken; empty when there is nothing
+    new to account) is set.
     ``peak_w``/``min_w`` are the highest/lowest attributed GPU power of the pods (None: no data).
     """
 

@@ -1,12 +1,19 @@
-"""Prometheus mode: per-pod energy increments from PromQL ``increase()`` over windows.
+"""Prometheus mode: the exporters' per-pod counters, read back from Prometheus.
 
-Windows are aligned to a grid of ``step_s`` (the refresh interval) and evaluated ``lag_s``
-behind now (so Prometheus has scraped the exporters). A run's window is
-``[ledger.observedAt, t_eval)``; one query per metric and distinct window per cycle
-(``sum by (namespace, pod, ...) (increase(m[W]))`` at ``time=t_eval``), shared by all runs,
-so large clusters cost a handful of queries per cycle. ``increase()`` extrapolates to the
-window edges (Prometheus docs), so figures agree with scrape mode to within that
-extrapolation; the ledger then integrates the increments exactly as in scrape mode.
+For clusters that already scrape the exporters with Prometheus (the path for large clusters:
+the operator then makes a handful of queries per cycle instead of scraping every node).
+Each cycle evaluates, at a grid point ``lag_s`` behind now (so Prometheus has scraped),
+one instant query per counter family, ``sum by (namespace, pod, ...) (m)``, shared by all
+runs, and hands the *cumulative values* to the ledger, which takes reset-aware deltas
+exactly as in scrape mode (``mlfootprint.operator.ledger.advance_counters``).
+
+Why values and not ``increase(m[window])`` per refresh window: ``increase()`` over
+back-to-back windows drops the rise between the last sample of one window and the first
+of the next (only partly restored by its extrapolation), and returns nothing at all for a
+window holding fewer than two samples, which is every window when Prometheus scrapes less
+often than the operator refreshes. Either way energy would be lost. Reading the counters
+and differencing them in the ledger loses nothing, handles resets the way ``increase()``
+does, and makes both modes give the same status for the same energy.
 """
 
 from __future__ import annotations
@@ -55,9 +62,9 @@ class PrometheusSource:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._clock = clock
         self._session: aiohttp.ClientSession | None = None
-        self._cache: dict[tuple[float, float], tuple[Result, dict[tuple[str, str], dict[str, str]]]] = {}
+        self._cache: dict[float, tuple[Result, dict[tuple[str, str], dict[str, str]]]] = {}
         self._gauges: dict[float, Result] = {}
-        self._locks: dict[tuple[float, float], asyncio.Lock] = {}
+        self._locks: dict[float, asyncio.Lock] = {}
         self.queries = 0
 
     async def close(self) -> None:
@@ -76,27 +83,24 @@ class PrometheusSource:
             raise RuntimeError(f"Prometheus query failed: {doc.get('error')}")
         return list(doc["data"]["result"])
 
-    async def _window(self, start_s: float, end_s: float) -> tuple[Result, dict[tuple[str, str], dict[str, str]]]:
-        """Increments per (namespace, pod) over ``[start_s, end_s]``, and the pods' GPUs (uuid -> model)."""
-        key = (start_s, end_s)
-        lock = self._locks.setdefault(key, asyncio.Lock())
+    async def _values(self, t_s: float) -> tuple[Result, dict[tuple[str, str], dict[str, str]]]:
+        """Cumulative counter values per (namespace, pod) at ``t_s``, and the pods' GPUs (uuid -> model)."""
+        lock = self._locks.setdefault(t_s, asyncio.Lock())
         async with lock:
-            if key in self._cache:
-                return self._cache[key]
-            # milliseconds: a sub-second step (or a non-integer one) must not widen the window
-            # into the previous one (which would count its energy twice)
-            window_ms = max(int(round((end_s - start_s) * 1000.0)), 1)
+            if t_s in self._cache:
+                return self._cache[t_s]
             out: Result = {}
             gpus: dict[tuple[str, str], dict[str, str]] = {}
             for metric, by in _COUNTERS.items():
-                rows = await self._query(f"sum by ({by}) (increase({metric}[{window_ms}ms]))", end_s)
-                for row in rows:
+                # A pod's series come from the one exporter on its node, so the sum only drops
+                # the scrape labels (instance, job, node).
+                for row in await self._query(f"sum by ({by}) ({metric})", t_s):
                     m = row["metric"]
                     v = float(row["value"][1])
                     pod, c = m.get("pod", ""), m.get("container", "")
                     if metric == GPU_ENERGY:  # as in scrape mode: every GPU series seen names a GPU
                         gpus.setdefault((m.get("namespace", ""), pod), {})[m.get("gpu_uuid", "")] = m.get("gpu_model", "unknown")
-                    if not (v > 0 and math.isfinite(v)):
+                    if not (v >= 0 and math.isfinite(v)):
                         continue
                     if metric == GPU_ENERGY:
                         k = series_key("gpu", pod, c, m.get("gpu_uuid", ""))
@@ -109,8 +113,8 @@ class PrometheusSource:
                     out.setdefault((m.get("namespace", ""), pod), {})[k] = v
             if len(self._cache) > 64:
                 self._cache.clear()
-                self._locks = {key: lock}
-            self._cache[key] = (out, gpus)
+                self._locks = {t_s: lock}
+            self._cache[t_s] = (out, gpus)
             return out, gpus
 
     async def _peaks(self, t_s: float) -> Result:
@@ -125,23 +129,27 @@ class PrometheusSource:
         return out
 
     async def observe(self, namespace: str, pods: Sequence[str], since_s: float | None) -> tuple[Observation, bool]:
+        """The pods' counters at the latest aligned time after ``since_s`` (the ledger's last read)."""
         end = aligned_eval_time(self._clock(), self.step_s, self.lag_s)
-        start = end - self.step_s if since_s is None else math.floor(since_s / self.step_s) * self.step_s
-        obs = Observation(deltas={}, window_end_s=end)
-        if end <= start:
-            obs.window_end_s = start
+        obs = Observation(counters={}, window_end_s=end)
+        if since_s is not None and end <= since_s:
+            obs.counters = None
+            obs.deltas = {}  # nothing new to read yet
+            obs.window_end_s = since_s
             return obs, True
         try:
-            result, gpus = await self._window(start, end)
+            result, gpus = await self._values(end)
             gauges = await self._peaks(end)
         except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError, KeyError, ValueError) as e:
             log.warning("Prometheus query failed", extra={"error": str(e)})
-            obs.window_end_s = start  # nothing accounted; the same window is retried
+            obs.counters = None
+            obs.deltas = {}  # nothing accounted; the counters are read again next cycle
+            obs.window_end_s = since_s
             return obs, False
         peaks, mins = [], []
-        assert obs.deltas is not None
+        assert obs.counters is not None
         for pod in pods:
-            obs.deltas.update(result.get((namespace, pod), {}))
+            obs.counters.update(result.get((namespace, pod), {}))
             obs.gpus.update(gpus.get((namespace, pod), {}))
             g = gauges.get((namespace, pod), {})
             if "peak" in g:

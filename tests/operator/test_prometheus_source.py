@@ -1,0 +1,61 @@
+"""PrometheusSource reads counters back and loses no energy when Prometheus scrapes sparsely.
+
+`increase()` over back-to-back refresh windows returns nothing for a window holding fewer
+than two samples (every window when Prometheus scrapes less often than the operator
+refreshes) and drops the rise between windows; reading the counters' values and differencing
+them in the ledger accounts every joule. The fake answers Prometheus' instant-query API the
+way Prometheus does for a plain selector: the latest sample at or before the query time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from mlfootprint.operator.energy.prometheus import PrometheusSource
+from mlfootprint.operator.energy.snapshot import GPU_ENERGY
+from mlfootprint.operator.ledger import advance_counters, increment_from_deltas
+
+SCRAPE_S = 60.0  # Prometheus scrapes every minute...
+REFRESH_S = 30.0  # ...the operator refreshes every 30 s
+POWER_W = 700.0
+
+
+class SparsePrometheus(PrometheusSource):
+    """Samples of one pod's GPU energy counter every SCRAPE_S; instant queries only."""
+
+    def __init__(self, clock: list[float]) -> None:
+        super().__init__("http://prometheus.invalid", step_s=REFRESH_S, lag_s=0.0, clock=lambda: clock[0])
+        self.seen: list[str] = []
+
+    async def _query(self, promql: str, t_s: float) -> list[dict]:  # type: ignore[type-arg]
+        self.seen.append(promql)
+        if not re.fullmatch(rf"sum by \([a-z_, ]+\) \({GPU_ENERGY}\)", promql):
+            return []  # other families have no series here; increase() of <2 samples is empty too
+        last_sample_t = (t_s // SCRAPE_S) * SCRAPE_S
+        labels = {"namespace": "ns", "pod": "p", "container": "c", "gpu_uuid": "GPU-1", "gpu_model": "H100"}
+        return [{"metric": labels, "value": [t_s, str(POWER_W * last_sample_t)]}]
+
+
+def test_sparse_scrapes_lose_no_energy() -> None:
+    clock = [0.0]
+    source = SparsePrometheus(clock)
+    counters: dict[str, float] = {}
+    since = 0.0
+    total_j = 0.0
+
+    async def cycles() -> None:
+        nonlocal counters, since, total_j
+        for _ in range(20):
+            clock[0] += REFRESH_S
+            obs, ok = await source.observe("ns", ["p"], since)
+            assert ok
+            if obs.counters is not None:
+                deltas, counters = advance_counters(counters, obs.counters)
+                total_j += increment_from_deltas(deltas).gpu_j
+            since = obs.window_end_s if obs.window_end_s is not None else since
+
+    asyncio.run(cycles())
+    # 20 refreshes x 30 s = 600 s; the last sample is at 600 s: every joule of it is accounted.
+    assert total_j == POWER_W * 600.0
+    assert not any("increase(" in q for q in source.seen)
