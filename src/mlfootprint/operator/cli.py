@@ -13,7 +13,7 @@ Keep the status of every TrainingRun and InferenceService (mlfootprint.io/v1alph
 ledger of energy, carbon, water and embodied impact, and export per-run gauges.
 
 Energy comes from the mlfootprint exporters (scraped through their Service's endpoints,
-the default) or from Prometheus (--energy-source prometheus, PromQL increase()).
+the default) or from Prometheus (--energy-source prometheus: the same counters, read back).
 Factors come from the ConfigMap `mlfootprint-factors` in the operator's namespace,
 overridden per namespace (a ConfigMap of the same name there) and by spec.factorsRef
 (docs/factors.md). Namespaces labelled mlfootprint.io/auto-discover=true get runs
