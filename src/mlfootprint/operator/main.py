@@ -30,7 +30,7 @@ def register(
     g, v = GROUP_VERSION
 
     @kopf.on.startup(registry=registry)
-    def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+    async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         lifecycle.configure_settings(settings, cfg)
         memo.runtime = lifecycle.build_runtime(cfg, kube, energy)
         memo.metrics_port = lifecycle.start_metrics(memo.runtime)
@@ -39,16 +39,18 @@ def register(
     async def cleanup(memo: Any, **_: Any) -> None:
         await memo.runtime.close()
 
+    # Every handler is async: kopf runs sync handlers in its thread pool, which for the
+    # index and event handlers meant two thread hops per watch event (every status patch).
     @kopf.on.login(registry=registry)
-    def login(**_: Any) -> kopf.ConnectionInfo:
-        return lifecycle.login(kube)
+    async def login(**_: Any) -> kopf.AiohttpSession:
+        return await lifecycle.login(kube, cfg)
 
     @kopf.index("pods", registry=registry, id="pods_index")
-    def pods_index(body: Any, **_: Any) -> Any:
+    async def pods_index(body: Any, **_: Any) -> Any:
         return indexes.index_pod(body)
 
     @kopf.index(g, v, "trainingruns", registry=registry, id="models_index")
-    def models_index(spec: Any, status: Any, namespace: str, name: str, **_: Any) -> Any:
+    async def models_index(spec: Any, status: Any, namespace: str, name: str, **_: Any) -> Any:
         return indexes.index_run_by_model(spec, status, namespace, name)
 
     @kopf.timer(g, v, "trainingruns", interval=cfg.interval_s, initial_delay=0.1, registry=registry, id="refresh")
@@ -65,12 +67,12 @@ def register(
         )
 
     @kopf.on.event(g, v, "trainingruns", registry=registry, id="forget")
-    def forget_trainingrun(type: str, namespace: str, name: str, memo: Any, **_: Any) -> None:
+    async def forget_trainingrun(type: str, namespace: str, name: str, memo: Any, **_: Any) -> None:
         if type == "DELETED":
             memo.runtime.metrics.remove_run("TrainingRun", namespace, name)
 
     @kopf.on.event(g, v, "inferenceservices", registry=registry, id="forget")
-    def forget_inferenceservice(type: str, namespace: str, name: str, memo: Any, **_: Any) -> None:
+    async def forget_inferenceservice(type: str, namespace: str, name: str, memo: Any, **_: Any) -> None:
         if type == "DELETED":
             memo.runtime.metrics.remove_run("InferenceService", namespace, name)
 
@@ -78,7 +80,7 @@ def register(
         return
 
     @kopf.index("namespaces", registry=registry, id="namespaces_index")
-    def namespaces_index(name: str, labels: Any, **_: Any) -> Any:
+    async def namespaces_index(name: str, labels: Any, **_: Any) -> Any:
         return indexes.index_namespace(name, labels)
 
     for group, version, plural, kind in DISCOVERABLE:
