@@ -14,11 +14,13 @@ from mlfootprint.operator.factors_config import (
     resolve_factors,
 )
 from mlfootprint.operator.factors_store import FactorsProblem
+from mlfootprint.operator.ledger import Increment, advance_counters, apply_increment, increment_from_deltas
 from mlfootprint.operator.phases import PhaseRules, derive_phase, parse_phase_rules
 from mlfootprint.operator.pods import matches_selector
 from mlfootprint.operator.status import (
     budget_status,
     build_inference_status,
+    build_status,
     round_sig,
     set_condition,
 )
@@ -151,6 +153,61 @@ def test_budget_status_and_summary() -> None:
     b, ratio = budget_status({"co2eKg": 100}, totals)
     assert b is not None and b["exceeded"] is True and "exceeded" in b["summary"]
     assert budget_status(None, totals) == (None, None)
+
+
+def _run_minutes(observations: list[dict[str, float]], totals: dict[str, float] | None = None) -> dict[str, float]:
+    """Refresh once a wall-clock minute with these cumulative counters (scrape mode)."""
+    resolved = resolve_factors([])
+    totals, counters = dict(totals or {}), {}
+    for minute, observed in enumerate(observations):
+        deltas, counters = advance_counters(counters, observed)
+        start_s, end_s = 60.0 * minute, 60.0 * (minute + 1)
+        totals = apply_increment(
+            totals, increment_from_deltas(deltas), factors_for_interval(resolved, start_s, end_s), start_s, end_s
+        )
+    return totals
+
+
+def _avg_w(totals: dict[str, float]) -> float:
+    return float(build_status(totals, resolved=resolve_factors([]), intensity_g_per_kwh=332.0)["power"]["avgW"])
+
+
+def test_avg_power_is_on_the_measurement_clock_of_an_accelerated_exporter() -> None:
+    # The demo's exporters run a simulated clock 1,440x the wall clock: each wall-clock minute
+    # a pod holding 2 H100s at 400 W each reports 86,400 s of allocation per GPU and
+    # 400 W x 86,400 s of energy per GPU. The run's average GPU power is 800 W.
+    sim_s = 1440.0 * 60.0
+    totals = _run_minutes([
+        {"gpu|p|c|GPU-1": 400.0 * sim_s * m, "gpu|p|c|GPU-2": 400.0 * sim_s * m, "alloc|p|c|H100": 2 * sim_s * m}
+        for m in (1, 2, 3)
+    ])
+    assert _avg_w(totals) == pytest.approx(800.0)
+    assert totals["heldS"] == pytest.approx(3 * sim_s)
+    # the old definition, GPU energy / wall-clock seconds, reads 1,440x too high
+    assert totals["gpuJ"] / totals["activeS"] == pytest.approx(800.0 * 1440.0)
+
+
+def test_avg_power_weights_a_changing_gpu_count_by_held_time() -> None:
+    # minute 1: 1 GPU at 300 W; minute 2: 3 GPUs at 300 W each (900 W) -> 1,200 W-min / 2 min
+    totals = _run_minutes([
+        {"gpu|p|c|G1": 300.0 * 60, "alloc|p|c|A100": 60.0},
+        {"gpu|p|c|G1": 300.0 * 120, "gpu|q|c|G2": 300.0 * 60, "gpu|q|c|G3": 300.0 * 60, "alloc|p|c|A100": 120.0,
+         "alloc|q|c|A100": 120.0},
+    ])
+    assert _avg_w(totals) == pytest.approx(600.0)
+
+
+def test_avg_power_without_allocation_counters_uses_the_wall_clock() -> None:
+    totals = _run_minutes([{"gpu|p|c|G1": 250.0 * 60 * m} for m in (1, 2)])
+    assert _avg_w(totals) == pytest.approx(250.0)
+
+
+def test_avg_power_continues_a_ledger_written_before_held_seconds() -> None:
+    old = {"gpuJ": 500.0 * 600, "activeS": 600.0}  # 10 minutes at 500 W, no heldS
+    assert _avg_w(old) == pytest.approx(500.0)
+    f = factors_for_interval(resolve_factors([]), 600, 660)
+    t = apply_increment(old, Increment(gpu_j=500.0 * 60, alloc_s={"H100": 60.0}, gpus=1), f, 600, 660)
+    assert t["heldS"] == pytest.approx(660.0) and _avg_w(t) == pytest.approx(500.0)
 
 
 def test_round_sig() -> None:

@@ -33,6 +33,7 @@ __all__ = [
     "advance_counters",
     "apply_increment",
     "counter_delta",
+    "held_seconds",
     "increment_from_deltas",
     "series_key",
 ]
@@ -83,6 +84,7 @@ class Increment:
     cpu_j: float = 0.0
     dram_j: float = 0.0
     alloc_s: dict[str, float] = field(default_factory=dict)  # GPU model -> device-seconds held
+    gpus: int = 0  # distinct GPUs whose energy rose in the interval
     swings: float = 0.0
     requests: float = 0.0
     tokens_in: float = 0.0
@@ -97,12 +99,17 @@ class Increment:
 
 
 def increment_from_deltas(deltas: Mapping[str, float]) -> Increment:
-    """Sum series deltas by kind; ``alloc`` keys end with the GPU model."""
+    """Sum series deltas by kind; ``alloc`` keys end with the GPU model, ``gpu`` keys with
+    the GPU's UUID (``gpus`` counts the distinct GPUs with an energy increase)."""
     inc = Increment()
+    gpus: set[str] = set()
     for key, d in deltas.items():
         kind, _, rest = key.partition("|")
         if kind == "gpu":
             inc.gpu_j += d
+            if d > 0:
+                uuid = rest.rsplit("|", 1)[-1]
+                gpus.add(uuid or rest)  # no UUID label: one GPU per series
         elif kind == "cpu":
             inc.cpu_j += d
         elif kind == "dram":
@@ -118,7 +125,20 @@ def increment_from_deltas(deltas: Mapping[str, float]) -> Increment:
             inc.tokens_in += d
         elif kind == "tokens_out":
             inc.tokens_out += d
+    inc.gpus = len(gpus)
     return inc
+
+
+def held_seconds(inc: Increment, start_s: float, end_s: float) -> float:
+    """Seconds the run's GPUs were held during the increment, on the exporters' measurement
+    clock: GPU device-seconds / GPUs (``mlfootprint_pod_gpu_allocation_seconds_total`` is
+    counted on the same clock as the energy counters, so a simulated clock running faster
+    than the wall clock cancels out of energy / held time). Without allocation counters
+    (an exporter that lacks them) the wall-clock length of the interval is used."""
+    alloc_s = sum(inc.alloc_s.values())
+    if alloc_s > 0 and inc.gpus > 0:
+        return alloc_s / inc.gpus
+    return end_s - start_s
 
 
 def _add(totals: dict[str, float], key: str, value: float) -> None:
@@ -135,8 +155,9 @@ def apply_increment(
     with a time-varying carbon intensity the increment is spread uniformly over its interval
     and integrated against the intensity, so the ledger integrates per interval (never total
     x average). Keys (units in the name): gpuJ, cpuJ, dramJ, itJ, facilityJ, co2eOpG,
-    co2eMarketG, co2eEmbG, waterOnL, waterOffL, waterEmbL, allocS, allocS:<model>, activeS,
-    swings, requests, tokensIn, tokensOut.
+    co2eMarketG, co2eEmbG, waterOnL, waterOffL, waterEmbL, allocS, allocS:<model>, activeS
+    (wall-clock seconds of intervals with GPU energy), heldS (:func:`held_seconds`, the
+    denominator of ``status.power.avgW``), swings, requests, tokensIn, tokensOut.
     """
     out = dict(totals)
     if inc.is_empty():
@@ -166,7 +187,12 @@ def apply_increment(
         _add(out, "allocS", s)
         _add(out, f"allocS:{model}", s)
     if inc.gpu_j > 0:
+        if "heldS" not in out and out.get("activeS"):
+            # a ledger written before heldS existed: its wall-clock activeS is the held time
+            # of every exporter on a real clock (status.power.avgW stays continuous)
+            out["heldS"] = out["activeS"]
         _add(out, "activeS", end_s - start_s)
+        _add(out, "heldS", held_seconds(inc, start_s, end_s))
     _add(out, "swings", inc.swings)
     _add(out, "requests", inc.requests)
     _add(out, "tokensIn", inc.tokens_in)

@@ -193,7 +193,9 @@ def build_status(
     gpu_kwh = t.get("gpuJ", 0.0) / J_PER_KWH
     host_kwh = (t.get("cpuJ", 0.0) + t.get("dramJ", 0.0)) / J_PER_KWH
     co2e_kg = _co2e_total_g(t) / 1000.0
-    active_s = t.get("activeS", 0.0)
+    # Average total GPU power while the run held its GPUs, on the exporters' measurement
+    # clock (ledger.held_seconds); activeS (wall clock) only for ledgers from before heldS.
+    held_s = t.get("heldS", t.get("activeS", 0.0))
     status: dict[str, Any] = {
         "gpuHours": round_sig(t.get("allocS", 0.0) / 3600.0),
         "energy": {
@@ -215,7 +217,7 @@ def build_status(
             "totalL": round_sig(_water_total_l(t)),
         },
         "power": {
-            "avgW": round_sig(t.get("gpuJ", 0.0) / active_s) if active_s > 0 else 0.0,
+            "avgW": round_sig(t.get("gpuJ", 0.0) / held_s) if held_s > 0 else 0.0,
             "peakW": round_sig(t.get("peakW", 0.0)),
             "minW": round_sig(t.get("minW", 0.0)),
             "swings": int(t.get("swings", 0.0)),
