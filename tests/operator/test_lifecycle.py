@@ -1,0 +1,38 @@
+"""kopf's API session: credentials from the kubeconfig over a bounded connection pool."""
+
+from __future__ import annotations
+
+import asyncio
+
+import kopf
+import kubernetes.client
+
+from mlfootprint.operator.config import OperatorConfig
+from mlfootprint.operator.handlers.lifecycle import API_REQUEST_CONNECTIONS, api_connection_limit, login, watch_streams
+from mlfootprint.operator.kube import Kube
+
+
+def test_connection_limit_covers_every_watch_stream_plus_requests() -> None:
+    clusterwide = OperatorConfig()
+    assert watch_streams(clusterwide) == 8 + 2  # 8 resources with discovery, CRD + namespace observers
+    namespaced = OperatorConfig(watch_namespaces=("a", "b", "c"), discovery=False)
+    assert watch_streams(namespaced) == 3 * 3 + 2
+    assert api_connection_limit(namespaced) == watch_streams(namespaced) + API_REQUEST_CONNECTIONS
+
+
+def test_login_gives_kopf_a_bounded_session_with_the_kubeconfig_token() -> None:
+    conf = kubernetes.client.Configuration(host="https://127.0.0.1:6443", api_key={"BearerToken": "Bearer t0k"})
+    conf.verify_ssl = False
+    cfg = OperatorConfig(watch_namespaces=("a",))
+
+    async def check() -> None:
+        ctx = await login(Kube(kubernetes.client.ApiClient(conf)), cfg)
+        try:
+            assert isinstance(ctx, kopf.AiohttpSession) and ctx.server == "https://127.0.0.1:6443"
+            session = ctx.aiohttp_session
+            assert session.connector is not None and session.connector.limit == api_connection_limit(cfg) > 0
+            assert session.headers["Authorization"] == "Bearer t0k"
+        finally:
+            await ctx.aiohttp_session.close()
+
+    asyncio.run(check())
