@@ -206,7 +206,8 @@ class PrometheusSource:
     """Period deltas of the operator's cumulative per-run gauges (docs/report.md):
     Δ = last value at ``until`` − last value at ``since`` (0 before the run existed; a drop
     is a reset and counts the later value), both with ``last_over_time`` over a look-back of
-    the period's length. Idle energy per node = ``increase`` of the exporter's
+    the period's length, a run's series combined by their largest value (see :meth:`_at`).
+    Idle energy per node = ``increase`` of the exporter's
     ``mlfootprint_gpu_idle_energy_joules_total`` plus host energy not attributed to pods."""
 
     url: str
@@ -235,11 +236,20 @@ class PrometheusSource:
         return list(body.get("data", {}).get("result", []))
 
     def _at(self, metric: str, at_s: float, lookback_s: int) -> dict[tuple[str, ...], tuple[float, dict[str, str]]]:
+        """run (namespace, name, kind) -> (latest cumulative value, labels of that series).
+
+        One run can have several series: the scrape adds target labels (``pod``,
+        ``instance``), so an operator restarted in the look-back leaves a stale series with
+        an older value beside the new one, and HA replicas export the same figures twice; a
+        relabelled run (phase, model) changes series too. The gauges are cumulative, so the
+        largest value is the newest figure (a stale series' value is never above it)."""
         out: dict[tuple[str, ...], tuple[float, dict[str, str]]] = {}
         for series in self._query(f"last_over_time({metric}[{lookback_s}s])", at_s):
             labels = series.get("metric", {})
-            key = tuple(labels.get(k, "") for k in (*_KEY_LABELS, "phase", "model"))
-            out[key] = (float(series["value"][1]), labels)
+            key = tuple(labels.get(k, "") for k in _KEY_LABELS)
+            value = float(series["value"][1])
+            if key not in out or value > out[key][0]:
+                out[key] = (value, labels)
         return out
 
     def load(self, tasks: Tasks) -> RunTable:
@@ -250,18 +260,17 @@ class PrometheusSource:
         base = self.base.load(tasks)
         lookback = max(300, int(math.ceil(until - since)))
         task = tasks.task("querying Prometheus", total=len(RUN_GAUGES) * 2 + 3)
-        deltas: dict[tuple[str, str, str], dict[str, float]] = {}
-        meta: dict[tuple[str, str, str], tuple[float, dict[str, str]]] = {}
+        deltas: dict[tuple[str, ...], dict[str, float]] = {}
+        meta: dict[tuple[str, ...], tuple[float, dict[str, str]]] = {}
         for metric, (column, scale) in RUN_GAUGES.items():
             end = self._at(metric, until, lookback)
             task.advance()
             start = self._at(metric, since, lookback)
             task.advance()
-            for key, (value, labels) in end.items():
-                before = start.get(key, (0.0, {}))[0]
+            for run, (value, labels) in end.items():
+                before = start.get(run, (0.0, {}))[0]
                 delta = value - before if value >= before else value
-                run = key[:3]
-                deltas.setdefault(run, {})[column] = deltas.get(run, {}).get(column, 0.0) + delta * scale
+                deltas.setdefault(run, {})[column] = delta * scale
                 if run not in meta or value > meta[run][0]:
                     meta[run] = (value, labels)
         table = self._overlay(base, deltas, meta, since, until)
@@ -271,11 +280,13 @@ class PrometheusSource:
         return RunTable(**{**out.__dict__, "meta": {"source": source}})
 
     def _overlay(
-        self, base: RunTable, deltas: Mapping[tuple[str, str, str], Mapping[str, float]],
-        meta: Mapping[tuple[str, str, str], tuple[float, dict[str, str]]], since: float, until: float,
+        self, base: RunTable, deltas: Mapping[tuple[str, ...], Mapping[str, float]],
+        meta: Mapping[tuple[str, ...], tuple[float, dict[str, str]]], since: float, until: float,
     ) -> RunTable:
         runs = base.take(~base.is_idle)
         index = {(runs.namespace[i], runs.name[i], runs.kind[i]): i for i in range(len(runs))}
+        # a run only Prometheus knows whose figures did not move (frozen before the period) is left out
+        deltas = {k: v for k, v in deltas.items() if k in index or any(x != 0 for x in v.values())}
         extra = [k for k in deltas if k not in index]
         if extra:
             records = []
@@ -308,6 +319,14 @@ class PrometheusSource:
                     new[i, COL[column]] = new[i, COL["it_kwh"]]
                 elif column == "offsite_l":
                     new[i, COL[column]] = new[i, COL["total_l"]]
+        # A run counts when its figures moved in the period or its interval overlaps it: the
+        # operator keeps exporting completed runs' frozen gauges, and a run finished before
+        # the period is no run of the period (as in cluster and snapshot mode).
+        with np.errstate(invalid="ignore"):
+            overlaps = (runs.start_s < until) & ~(runs.end_s <= since)
+        moved = np.zeros(len(runs), dtype=bool)
+        for key, cols in deltas.items():
+            moved[index[key]] = any(v != 0 for v in cols.values())
         # figures are for [since, until]: clip each run's interval to it (re-prorating keeps them whole)
         start = np.where(np.isnan(runs.start_s), since, np.maximum(runs.start_s, since))
         end = np.where(np.isnan(runs.end_s), until, np.minimum(runs.end_s, until))
@@ -316,6 +335,7 @@ class PrometheusSource:
         order = np.array([index[k] for k in index], dtype=np.intp)
         keep = np.zeros(len(runs), dtype=bool)
         keep[order[has]] = True
+        keep &= moved | overlaps
         out = RunTable(**{**runs.__dict__, "values": new, "start_s": start, "end_s": end})
         return out.take(keep)
 
