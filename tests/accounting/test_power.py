@@ -88,3 +88,16 @@ def test_batch_equals_incremental(trace: tuple[list[float], list[float]], frac: 
     assert s.swings == c.swings == sum(flags)
     assert s.min_w <= s.p50_w <= s.p90_w <= s.p99_w <= s.peak_w
     assert s.min_w - 1e-9 <= s.mean_w <= s.peak_w + 1e-9
+
+
+def test_set_device_max_changes_the_threshold_and_keeps_the_window() -> None:
+    counter = SwingCounter(device_max_w=700.0, swing_fraction=0.5, swing_window_s=1.0)
+    counter.add(0.0, 600.0)
+    counter.set_device_max(350.0)  # the consumer's share halved: threshold 350 W -> 175 W
+    assert counter.add(0.5, 400.0) is True  # 200 W drop within the kept window > 175 W
+    assert counter.swings == 1
+    fresh = SwingCounter(device_max_w=700.0, swing_fraction=0.5, swing_window_s=1.0)
+    fresh.add(0.0, 600.0)
+    assert fresh.add(0.5, 400.0) is False  # the same drop is no swing at 350 W threshold
+    with pytest.raises(ValueError, match="device_max_w"):
+        counter.set_device_max(0.0)

@@ -70,6 +70,7 @@ class SwingCounter:
     ) -> None:
         _check_params(device_max_w, swing_fraction, swing_window_s)
         self._threshold_w = swing_fraction * device_max_w
+        self._device_max_w = device_max_w
         self._window_s = swing_window_s
         self._max: deque[tuple[float, float]] = deque()  # (t, p), p decreasing
         self._min: deque[tuple[float, float]] = deque()  # (t, p), p increasing
@@ -80,6 +81,16 @@ class SwingCounter:
     def swings(self) -> int:
         """Swings counted so far."""
         return self._swings
+
+    def set_device_max(self, device_max_w: float) -> None:
+        """Change the device maximum (hence the swing threshold) from the next sample on.
+
+        The window of recent samples is kept: a consumer whose share of a device changes
+        (time-slicing, MPS) keeps detecting swings across the change.
+        """
+        _check_params(device_max_w, 1.0, self._window_s)
+        self._threshold_w = self._threshold_w / self._device_max_w * device_max_w
+        self._device_max_w = device_max_w
 
     def add(self, t_s: float, power_w: float) -> bool:
         """Add one sample; return True when it completes a swing.

@@ -304,9 +304,12 @@ class Monitor:
             if c.shares and key in present:
                 sampled.append(c)
                 max_w = sum(self._gpus[u].max_power_w * s for u, s in c.shares if u in self._gpus)
-                if max_w > 0 and (c.swing is None or abs(max_w - c.swing_max_w) > 0.01 * max_w):
-                    c.swings_base = c.swings
+                if max_w > 0 and c.swing is None:
                     c.swing = SwingCounter(max_w, self._swing_fraction, self._swing_window_s)
+                    c.swing_max_w = max_w
+                elif max_w > 0 and abs(max_w - c.swing_max_w) > 0.01 * max_w:
+                    # a time-sliced/MPS share moved: new threshold, same window of samples
+                    c.swing.set_device_max(max_w)  # type: ignore[union-attr]
                     c.swing_max_w = max_w
             else:
                 c.power_w = 0.0
