@@ -39,6 +39,17 @@ _RUN_GAUGES: tuple[tuple[str, str, str], ...] = (
 )
 
 
+#: per-model lifecycle totals (summed over the runs of a model and phase, all namespaces):
+#: metric name -> (RunFigures attribute, help)
+_MODEL_GAUGES: tuple[tuple[str, str, str], ...] = (
+    ("mlfootprint_model_energy_joules", "facility_j", "Facility energy of the model's runs in this lifecycle phase, J."),
+    ("mlfootprint_model_co2e_grams", "co2e_g", "Total CO2e of the model's runs in this lifecycle phase, g."),
+    ("mlfootprint_model_water_liters", "water_l", "Total water of the model's runs in this lifecycle phase, L."),
+    ("mlfootprint_model_gpu_allocation_seconds", "gpu_allocation_s", "GPU device-seconds held by the model's runs in this phase."),
+    ("mlfootprint_model_runs", "", "Runs (TrainingRuns and InferenceServices) of the model in this phase."),
+)
+
+
 @dataclass(frozen=True)
 class RunFigures:
     """One run's exported figures; None leaves the series out."""
@@ -126,6 +137,7 @@ class OperatorMetrics(Collector):
                     continue
                 fam.add_metric([r.namespace, r.name, r.kind, r.phase, r.model], float(value))
             yield fam
+        yield from _model_families(runs)
         fv = GaugeMetricFamily(
             "mlfootprint_factors_valid", "1 when the factors ConfigMap is valid, 0 when the last good factors are kept.",
             labels=("namespace", "configmap"),
@@ -147,6 +159,20 @@ class OperatorMetrics(Collector):
         for s, v in sorted(sources.items()):
             up.add_metric([s], v)
         yield up
+
+
+def _model_families(runs: list[RunFigures]) -> Iterator[Metric]:
+    """Development, training and inference totals per model (METHODOLOGY §1)."""
+    totals: dict[tuple[str, str], dict[str, float]] = {}
+    for r in runs:
+        t = totals.setdefault((r.model, r.phase), {})
+        for _metric, attr, _help in _MODEL_GAUGES:
+            t[attr] = t.get(attr, 0.0) + (float(getattr(r, attr)) if attr else 1.0)
+    for metric, attr, help_text in _MODEL_GAUGES:
+        fam = GaugeMetricFamily(metric, help_text, labels=("model", "phase"))
+        for (model, phase), t in sorted(totals.items()):
+            fam.add_metric([model, phase], t[attr])
+        yield fam
 
 
 def figures_from_totals(
