@@ -5,7 +5,8 @@
     0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid_with_underscores>.slice/cri-containerd-<64 hex>.scope
 
 or with the cgroupfs driver / cgroup v1 (``12:cpu,cpuacct:/kubepods/burstable/pod<uid>/<64 hex>``);
-CRI-O uses ``crio-<id>.scope``, docker ``docker-<id>.scope``. CPU time comes from
+CRI-O uses ``crio-<id>.scope``, docker ``docker-<id>.scope``. The container is the pod cgroup's
+child; a process in a cgroup nested below it (made inside the container) belongs to it too. CPU time comes from
 ``cpu.stat`` ``usage_usec`` (v2) or ``cpuacct.usage`` ns (v1) in the container's cgroup.
 Roots are injected (fixture trees in tests).
 """
@@ -26,16 +27,19 @@ def parse_cgroup_path(path: str) -> CgroupIdentity | None:
     """(pod uid, container id) from one cgroup path, or None if it is not a pod container."""
     if "kubepods" not in path:
         return None
-    pod = None
-    for match in _POD_RE.finditer(path):
-        pod = match.group(1).replace("_", "-").lower()
-    if pod is None:
+    parts = path.strip("/").split("/")
+    for i in range(len(parts) - 1, -1, -1):
+        pod_match = _POD_RE.search(parts[i])
+        if pod_match is None:
+            continue
+        # the container's cgroup is the pod's child; a process may sit in a cgroup *below* it
+        # (nested cgroups made inside the container, e.g. by systemd, Ray or docker-in-docker)
+        if i + 1 < len(parts):
+            match = _CONTAINER_RE.match(parts[i + 1])
+            if match is not None:
+                return pod_match.group(1).replace("_", "-").lower(), match.group(1)
         return None
-    last = path.rstrip("/").rsplit("/", 1)[-1]
-    match = _CONTAINER_RE.match(last)
-    if match is None:
-        return None
-    return pod, match.group(1)
+    return None
 
 
 def parse_proc_cgroup(text: str) -> CgroupIdentity | None:

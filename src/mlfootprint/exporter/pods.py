@@ -50,6 +50,7 @@ class KubeletPodSource:
         self._socket = Path(directory) / socket_name
         self._timeout_s = timeout_s
         self._metadata = metadata
+        self._last_metadata: Metadata = {}
         self._channel: Any = None
         self._stub: Any = None
 
@@ -86,12 +87,15 @@ class KubeletPodSource:
                             replicas[uuid] = replicas.get(uuid, 0) + 1
         except Exception:
             self._errors.inc(self.name, "GetAllocatableResources")
-        meta: Metadata = {}
+        meta: Metadata = self._last_metadata
         if self._metadata is not None:
             try:
-                meta = self._metadata()
-            except Exception:
+                meta = self._last_metadata = self._metadata()
+            except Exception as exc:
+                # keep the last good metadata: without it no process or cgroup links to a
+                # container and a shared GPU's whole interval would be billed as idle
                 self._errors.inc(self.name, "metadata")
+                log.warning("pod metadata unavailable; using the last good one", extra={"reason": str(exc)})
         containers = []
         for pod in response.pod_resources:
             for c in pod.containers:
@@ -136,8 +140,10 @@ class KubernetesPods:
     def metadata(self) -> dict[ContainerKey, tuple[str, str | None]]:
         out: dict[ContainerKey, tuple[str, str | None]] = {}
         for pod in self.pods():
-            ids = {s.name: container_id_of(s.container_id) for s in (pod.status.container_statuses or []) if s.container_id}
-            for c in pod.spec.containers:
+            statuses = [*(pod.status.container_statuses or []), *(pod.status.init_container_statuses or [])]
+            ids = {s.name: container_id_of(s.container_id) for s in statuses if s.container_id}
+            # pod-resources lists restartable init containers (sidecars) beside the containers
+            for c in [*pod.spec.containers, *(pod.spec.init_containers or [])]:
                 out[ContainerKey(pod.metadata.namespace, pod.metadata.name, c.name)] = (pod.metadata.uid, ids.get(c.name))
         return out
 
