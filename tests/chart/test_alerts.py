@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 import urllib.error
@@ -14,6 +13,7 @@ import pytest
 import yaml
 
 from tests.chart.conftest import CHART, one, render, tool_path
+from tests.prometheus_server import RealPrometheus
 
 pytestmark = pytest.mark.prometheus
 
@@ -61,12 +61,6 @@ def test_every_alert_is_unit_tested() -> None:
     assert set(_alert_names()) <= fired, f"alerts with no firing test: {set(_alert_names()) - fired}"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _get_json(url: str) -> dict:  # type: ignore[type-arg]
     with urllib.request.urlopen(url, timeout=2) as resp:
         return json.loads(resp.read())
@@ -75,29 +69,21 @@ def _get_json(url: str) -> dict:  # type: ignore[type-arg]
 def test_real_prometheus_loads_rules_healthy(tmp_path: Path) -> None:
     rules = tmp_path / "alerts.yaml"
     rules.write_text(RULES.read_text())
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
+    prom = RealPrometheus(
+        tmp_path,
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
         f"rule_files: ['{rules}']\n"
-        "scrape_configs: []\n"
-    )
-    port = _free_port()
-    log = open(tmp_path / "prometheus.log", "w")
-    proc = subprocess.Popen(
-        [
-            tool_path("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log, stderr=subprocess.STDOUT,
+        "scrape_configs: []\n",
     )
     expected = set(_alert_names())
     last: object = None
     try:
         deadline = time.monotonic() + 45
+        prom.start()
         while time.monotonic() < deadline:
-            assert proc.poll() is None, f"prometheus exited: {(tmp_path / 'prometheus.log').read_text()[-2000:]}"
+            prom.assert_running()
             try:
-                body = _get_json(f"http://127.0.0.1:{port}/api/v1/rules?type=alert")
+                body = _get_json(f"{prom.url}/api/v1/rules?type=alert")
             except (OSError, urllib.error.URLError):
                 time.sleep(0.2)
                 continue
@@ -111,9 +97,4 @@ def test_real_prometheus_loads_rules_healthy(tmp_path: Path) -> None:
             time.sleep(0.3)
         raise AssertionError(f"rules not all evaluated in time; last answer: {last}")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        prom.stop()

@@ -25,9 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import socket
-import subprocess
 import threading
 import time
 import urllib.request
@@ -41,6 +38,7 @@ import pytest
 from mlfootprint.operator.energy.prometheus import PrometheusSource
 from mlfootprint.operator.status import parse_iso
 from tests.conftest import Kubectl
+from tests.prometheus_server import RealPrometheus
 from tests.operator.conftest import apply, configmap, get_json, make_pod, set_pod_phase, training_run, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.prometheus]
@@ -132,12 +130,6 @@ class RampExporter:
         self.server.server_close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=5) as r:
         return json.loads(r.read())
@@ -146,45 +138,22 @@ def _get_json(url: str) -> Any:
 @pytest.fixture
 def prometheus_for(tmp_path: Path) -> Iterator[Any]:
     """start(target_port, path) -> base URL of a real Prometheus scraping that target."""
-    binary = shutil.which("prometheus")
-    assert binary, "prometheus missing: run `bash hack/tools/30-prometheus.sh` (make tools)"
-    procs: list[subprocess.Popen[bytes]] = []
+    started: list[RealPrometheus] = []
 
     def start(target_port: int, path: str) -> str:
-        port = _free_port()
-        config = tmp_path / "prometheus.yml"
-        config.write_text(
+        prom = RealPrometheus(
+            tmp_path,
             f"global: {{scrape_interval: {SCRAPE_MS}ms, scrape_timeout: {SCRAPE_MS - 50}ms, evaluation_interval: 1s}}\n"
             "scrape_configs:\n"
             f"  - job_name: fixture\n    metrics_path: {path}\n"
-            f"    static_configs: [{{targets: ['127.0.0.1:{target_port}']}}]\n"
+            f"    static_configs: [{{targets: ['127.0.0.1:{target_port}']}}]\n",
         )
-        log = open(tmp_path / "prometheus.log", "wb")  # noqa: SIM115 - closed with the process
-        procs.append(subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL, stderr=log,
-        ))
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(url + "/-/ready", timeout=1) as r:
-                    if r.status == 200:
-                        return url
-            except OSError:
-                pass
-            assert procs[-1].poll() is None, (tmp_path / "prometheus.log").read_text()[-2000:]
-            time.sleep(0.2)
-        raise AssertionError("Prometheus not ready within 30 s: " + (tmp_path / "prometheus.log").read_text()[-2000:])
+        started.append(prom)
+        return prom.start()
 
     yield start
-    for p in procs:
-        p.terminate()
-        try:
-            p.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            p.kill()
+    for prom in started:
+        prom.stop()
 
 
 @pytest.fixture

@@ -34,9 +34,6 @@ gauges in two series, the old one stale); an exporter restart (counter reset) on
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
 import threading
 import time
 import urllib.parse
@@ -51,6 +48,7 @@ import pytest
 
 from mlfootprint.cli import main
 from mlfootprint.report.model import format_time
+from tests.prometheus_server import RealPrometheus
 
 pytestmark = [pytest.mark.prometheus]
 
@@ -222,12 +220,6 @@ class HistoryServer:
         self.server.server_close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _query(url: str, q: str, at_s: float) -> list[dict[str, Any]]:
     params = urllib.parse.urlencode({"query": q, "time": str(at_s)})
     with urllib.request.urlopen(f"{url}/api/v1/query?{params}", timeout=5) as r:
@@ -237,37 +229,27 @@ def _query(url: str, q: str, at_s: float) -> list[dict[str, Any]]:
 @pytest.fixture
 def prometheus_history(tmp_path: Path) -> Iterator[tuple[str, int]]:
     """A real Prometheus that has ingested the whole history; yields (URL, t0 in s)."""
-    binary = shutil.which("prometheus")
-    assert binary, "prometheus missing: run `bash hack/tools/30-prometheus.sh` (make tools)"
     # history from t0 to t0 + LAST_K steps, ending a few minutes before now
     t0 = (int(time.time()) // 60) * 60 - (LAST_K + 4) * STEP_S
     pages = {"/operator/old": operator_series(OLD_POD), "/operator/new": operator_series(NEW_POD), "/exporter": exporter_series()}
     server = HistoryServer(pages, t0)
-    port = _free_port()
-    config = tmp_path / "prometheus.yml"
     target = f"127.0.0.1:{server.port}"
-    config.write_text(
+    prom = RealPrometheus(
+        tmp_path,
         f"global: {{scrape_interval: {SCRAPE_MS}ms, scrape_timeout: {SCRAPE_MS - 50}ms, evaluation_interval: 1s}}\n"
         "scrape_configs:\n"
         "  - job_name: mlfootprint-operator\n    honor_labels: true\n    static_configs:\n"
         f"      - {{targets: ['{target}'], labels: {{__metrics_path__: /operator/old, pod: {OLD_POD}}}}}\n"
         f"      - {{targets: ['{target}'], labels: {{__metrics_path__: /operator/new, pod: {NEW_POD}}}}}\n"
         "  - job_name: mlfootprint-exporter\n    honor_labels: true\n    metrics_path: /exporter\n"
-        f"    static_configs: [{{targets: ['{target}']}}]\n"
+        f"    static_configs: [{{targets: ['{target}']}}]\n",
     )
-    log_path = tmp_path / "prometheus.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL, stderr=log,
-        )
-    url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 25
+        url = prom.start()
         while not server.done():
-            assert proc.poll() is None, log_path.read_text()[-2000:]
-            assert time.monotonic() < deadline, f"history not scraped within 25 s (served {server.served}): " + log_path.read_text()[-2000:]
+            prom.assert_running()
+            assert time.monotonic() < deadline, f"history not scraped within 25 s (served {server.served}): " + prom.log_tail()
             time.sleep(0.1)
         # every page's scrapes must all have been ingested: one sample per step per series
         expected = {"/operator/old": RESTART_K + 1, "/operator/new": LAST_K - RESTART_K - 1, "/exporter": LAST_K + 1}
@@ -287,15 +269,11 @@ def prometheus_history(tmp_path: Path) -> Iterator[tuple[str, int]]:
                 break
             time.sleep(0.2)
         assert counts == {p: float(n) for p, n in expected.items()}, (
-            f"samples ingested {counts}, expected {expected} (a scrape lost or refused): " + log_path.read_text()[-2000:]
+            f"samples ingested {counts}, expected {expected} (a scrape lost or refused): " + prom.log_tail()
         )
         yield url, t0
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        prom.stop()
         server.close()
 
 

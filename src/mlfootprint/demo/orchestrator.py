@@ -34,7 +34,7 @@ from mlfootprint.demo.kube import Kube, KubeError
 from mlfootprint.demo.procs import DemoState, ProcRecord, group_members, is_running, spawn, stop_all
 from mlfootprint.devcluster import DevCluster, DevClusterError, MissingBinaryError
 from mlfootprint.devcluster.binaries import Binaries, cache_dir
-from mlfootprint.devcluster.cluster import STATE_FILE, pid_alive
+from mlfootprint.devcluster.cluster import STATE_FILE, free_ports, pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -90,16 +90,7 @@ def port_free(port: int) -> bool:
 def pick_ports(base: int, names: Sequence[tuple[str, int]]) -> dict[str, int]:
     """name -> port: base + offset each (refusing ports in use), or free ports when base is 0."""
     if base == 0:
-        socks = []
-        try:
-            for _ in names:
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                s.bind(("127.0.0.1", 0))
-                socks.append(s)
-            return {name: int(s.getsockname()[1]) for (name, _), s in zip(names, socks, strict=True)}
-        finally:
-            for s in socks:
-                s.close()
+        return {name: port for (name, _), port in zip(names, free_ports(len(names)), strict=True)}
     ports = {name: base + offset for name, offset in names}
     busy = [(name, p) for name, p in ports.items() if not port_free(p)]
     if busy:

@@ -89,16 +89,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _pick_ports() -> Ports:
-    # Keep every socket bound until all are chosen so that no two are the same.
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(5)]
+def free_ports(n: int) -> list[int]:
+    """`n` distinct TCP ports on 127.0.0.1 that are free now.
+
+    Every socket stays bound until all are chosen, so that no two are the same.
+    """
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
     try:
         for s in socks:
             s.bind(("127.0.0.1", 0))
-        return Ports(*(int(s.getsockname()[1]) for s in socks))
+        return [int(s.getsockname()[1]) for s in socks]
     finally:
         for s in socks:
             s.close()
+
+
+def _pick_ports() -> Ports:
+    return Ports(*free_ports(5))
 
 
 def _b64(path: Path) -> str:
