@@ -17,6 +17,8 @@ GO_BUILD_FLAGS=(-trimpath -ldflags=-s\ -w)
 export CGO_ENABLED=0 GOFLAGS=-mod=mod
 
 log() { echo "[10-k8s] $*" >&2; }
+# shellcheck source=hack/lib/apt.sh
+source "$ROOT/hack/lib/apt.sh"
 
 # run_build NAME CMD...: on failure keep the output in $CACHE/bin/NAME.build-error.log, which the
 # test fixtures quote (cluster tests fail with the build error, they never skip).
@@ -97,16 +99,8 @@ install_etcd() {
     log "etcd: $(etcd --version 2>/dev/null | head -1)"
     return
   fi
-  local sudo=()
-  ((EUID == 0)) || sudo=(sudo)
   log "installing Debian etcd-server"
-  "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600 update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600 \
-    install -y -qq --no-install-recommends etcd-server >/dev/null
-  # The package may start a system service on machines with systemd; the dev cluster runs its own.
-  if command -v systemctl >/dev/null && systemctl is-active --quiet etcd 2>/dev/null; then
-    "${sudo[@]}" systemctl disable --now etcd || true
-  fi
+  apt_install etcd etcd-server
 }
 
 mkdir -p "$CACHE/bin"

@@ -11,21 +11,10 @@ if command -v chromium >/dev/null 2>&1; then
   exit 0
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
-    echo "chromium: need root (or sudo) to apt-get install chromium" >&2; exit 1
-  fi
-fi
-
-export DEBIAN_FRONTEND=noninteractive
+# shellcheck source=hack/lib/apt.sh
+source "$(dirname "$0")/../lib/apt.sh"
 # fonts-dejavu-core: a font for text in screenshots (headless Chromium draws boxes without one).
-install() { $SUDO apt-get install -y --no-install-recommends chromium fonts-dejavu-core >/dev/null; }
-if ! install; then
-  echo "chromium: refreshing package lists" >&2
-  $SUDO apt-get update >/dev/null
-  install
-fi
+apt_install chromium chromium fonts-dejavu-core
 
 command -v chromium >/dev/null
 echo "chromium: installed ($(chromium --version 2>/dev/null | head -n1))" >&2
