@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from mlfootprint.exporter.gpu_dcgm import DcgmGpuSource, parse_dcgm_metrics
 from mlfootprint.exporter.model import ErrorCounter, SourceUnavailable
+
+from tests.text_server import TextServer
 
 from .conftest import FIXTURES
 
@@ -18,23 +18,9 @@ TEXT = (FIXTURES / "dcgm-exporter.txt").read_text()
 
 @pytest.fixture
 def dcgm_url() -> Iterator[str]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            body = TEXT.encode()
-            self.send_response(200 if self.path == "/metrics" else 404)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/metrics"
-    server.shutdown()
-    server.server_close()
+    server = TextServer(lambda path: TEXT if path == "/metrics" else None)
+    yield f"{server.base}/metrics"
+    server.close()
 
 
 def test_parse_fixture() -> None:

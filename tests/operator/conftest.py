@@ -10,13 +10,13 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import Kubectl
+from tests.text_server import TextServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,42 +28,23 @@ class PageServer:
         self.pages: dict[str, str] = {}
         self.lock = threading.Lock()
         self.hits = 0
-        owner = self
+        self._http = TextServer(self._page)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                with owner.lock:
-                    text = owner.pages.get(self.path.split("?")[0])
-                    owner.hits += 1
-                if text is None:
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                body = text.encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *a: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+    def _page(self, path: str) -> str | None:
+        with self.lock:
+            self.hits += 1
+            return self.pages.get(path)
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}"
+        return self._http.base
 
     def set(self, path: str, text: str) -> None:
         with self.lock:
             self.pages[path] = text
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._http.close()
 
 
 @dataclass

@@ -29,7 +29,6 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +37,9 @@ import pytest
 from mlfootprint.operator.energy.prometheus import PrometheusSource
 from mlfootprint.operator.status import parse_iso
 from tests.conftest import Kubectl
-from tests.prometheus_server import RealPrometheus
 from tests.operator.conftest import apply, configmap, get_json, make_pod, set_pod_phase, training_run, wait_for
+from tests.prometheus_server import RealPrometheus
+from tests.text_server import TextServer
 
 pytestmark = [pytest.mark.cluster, pytest.mark.prometheus]
 
@@ -68,35 +68,22 @@ class RampExporter:
         self.t1: float | None = None
         self.phase_ms: int | None = None
         self.lock = threading.Lock()
-        owner = self
+        self._http = TextServer(self._serve)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                now_ms = int(time.time() * 1000)
-                if self.path.startswith("/prom"):
-                    with owner.lock:
-                        if owner.phase_ms is None:
-                            owner.phase_ms = now_ms % SCRAPE_MS
-                        phase = owner.phase_ms
-                    ts_ms = phase + round((now_ms - phase) / SCRAPE_MS) * SCRAPE_MS
-                    body = owner.page(ts_ms, explicit=True).encode()
-                else:
-                    body = owner.page(now_ms, explicit=False).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *a: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def _serve(self, path: str) -> str:
+        now_ms = int(time.time() * 1000)
+        if not path.startswith("/prom"):
+            return self.page(now_ms, explicit=False)
+        with self.lock:
+            if self.phase_ms is None:
+                self.phase_ms = now_ms % SCRAPE_MS
+            phase = self.phase_ms
+        ts_ms = phase + round((now_ms - phase) / SCRAPE_MS) * SCRAPE_MS
+        return self.page(ts_ms, explicit=True)
 
     @property
     def port(self) -> int:
-        return int(self.server.server_port)
+        return self._http.port
 
     def fraction(self, t_ms: int) -> float:
         """In integer milliseconds, as Prometheus keeps timestamps: epoch seconds as floats
@@ -126,8 +113,7 @@ class RampExporter:
         return "\n".join(lines) + "\n"
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._http.close()
 
 
 def _get_json(url: str) -> Any:

@@ -39,7 +39,6 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
@@ -49,6 +48,7 @@ import pytest
 from mlfootprint.cli import main
 from mlfootprint.report.model import format_time
 from tests.prometheus_server import RealPrometheus
+from tests.text_server import TextServer
 
 pytestmark = [pytest.mark.prometheus]
 
@@ -177,30 +177,15 @@ class HistoryServer:
         self.pages, self.t0_s = pages, t0_s
         self.served = {path: 0 for path in pages}
         self.lock = threading.Lock()
-        owner = self
+        self._http = TextServer(self._serve)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                path = self.path.split("?")[0]
-                if path not in owner.pages:
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                with owner.lock:
-                    k = min(owner.served[path], LAST_K)
-                    owner.served[path] += 1
-                body = owner.page(path, k).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *a: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def _serve(self, path: str) -> str | None:
+        if path not in self.pages:
+            return None
+        with self.lock:
+            k = min(self.served[path], LAST_K)
+            self.served[path] += 1
+        return self.page(path, k)
 
     def page(self, path: str, k: int) -> str:
         ts_ms = (self.t0_s + k * STEP_S) * 1000
@@ -209,15 +194,14 @@ class HistoryServer:
 
     @property
     def port(self) -> int:
-        return int(self.server.server_port)
+        return self._http.port
 
     def done(self) -> bool:
         with self.lock:
             return all(n > LAST_K for n in self.served.values())
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._http.close()
 
 
 def _query(url: str, q: str, at_s: float) -> list[dict[str, Any]]:
