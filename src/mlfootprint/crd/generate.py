@@ -289,9 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     outs = args.out or [Path("crds")]
     chart_crds = Path("charts/mlfootprint/crds")
-    if args.out is None or chart_crds.parent.exists():
-        if chart_crds.parent.exists() and chart_crds not in outs:
-            outs.append(chart_crds)
+    if chart_crds.parent.exists() and chart_crds not in outs:
+        outs.append(chart_crds)
     for path in write(outs):
         print(path)
     return 0
