@@ -186,5 +186,5 @@ def test_interval_fit_underdetermined_names_the_skipped() -> None:
     with pytest.raises(ValueError):
         IntervalAggregate(energy_j=-1.0, tokens_in=0, tokens_out=0, requests=1)
     m = fit_workload_model([1.0, 2.0, 3.0, 5.0], [4.0, 1.0, 7.0, 2.0], [12.0, 5.0, 32.5, 14.0])
-    with pytest.raises(ValueError, match="token counts"):
+    with pytest.raises(ValueError, match="tokens_in"):
         m.predict_one(-1, 3)

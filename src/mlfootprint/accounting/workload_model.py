@@ -48,9 +48,22 @@ __all__ = [
     "WorkloadModel",
     "fit_workload_model",
     "fit_workload_model_from_intervals",
+    "request_energy_j",
 ]
 
 _P = 3  # coefficients
+
+
+def request_energy_j(coefficients: tuple[float, float, float], tokens_in: float, tokens_out: float) -> float:
+    """e(Tin, Tout) = a0*Tin + a1*Tout + a2*Tin*Tout for one request, joules.
+
+    ValueError for negative or non-finite token counts.
+    """
+    for name, value in (("tokens_in", tokens_in), ("tokens_out", tokens_out)):
+        if not (np.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+    a0, a1, a2 = coefficients
+    return float(a0 * tokens_in + a1 * tokens_out + a2 * tokens_in * tokens_out)
 
 
 class UnderdeterminedError(ValueError):
@@ -88,9 +101,8 @@ class WorkloadModel(BaseModel):
 
     def predict_one(self, tokens_in: float, tokens_out: float) -> float:
         """Predicted joules of one request; ValueError for negative token counts."""
-        if tokens_in < 0 or tokens_out < 0:
-            raise ValueError(f"token counts must be >= 0, got tokens_in={tokens_in}, tokens_out={tokens_out}")
-        return float(self.predict(tokens_in, tokens_out))
+        coefficients = (self.a0_j_per_input_token, self.a1_j_per_output_token, self.a2_j_per_token_product)
+        return request_energy_j(coefficients, tokens_in, tokens_out)
 
     def to_status(self) -> dict[str, Any]:
         """The proposed ``status.inference.workloadModel`` shape: {a0, a1, a2, r2, n, fittedAt}
