@@ -98,7 +98,17 @@ class ScaledReference(BaseModel):
         return self.co2e_kg * power_w / self.at_w
 
 
+_MEMORY_KG_PER_GB: dict[MemoryKind, float] = {
+    "HBM3e": 0.24, "HBM3": 0.24, "HBM2e": 0.24, "HBM2": 0.28,
+    "DDR5": 0.29, "DDR4": 0.29, "LPDDR5": 0.29, "GDDR6": 0.62,
+}
+
 _HOTCARBON = "HotCarbon'24 'Towards Carbon-efficient LLM Life Cycle' (Li, Graif, Gupta) and its server_carbon calculator"
+
+_GPU_COOLING: dict[CoolingKind, ScaledReference] = {
+    "sxm": ScaledReference(co2e_kg=6.5, at_w=700.0, source=_HOTCARBON),
+    "pcie": ScaledReference(co2e_kg=23.63, at_w=300.0, source=_HOTCARBON),
+}
 
 
 class ComponentFactors(BaseModel):
@@ -126,12 +136,7 @@ class ComponentFactors(BaseModel):
 
     model_config = _CONFIG
 
-    memory_kg_per_gb: dict[MemoryKind, Annotated[float, Field(ge=0)]] = Field(
-        default_factory=lambda: {
-            "HBM3e": 0.24, "HBM3": 0.24, "HBM2e": 0.24, "HBM2": 0.28,
-            "DDR5": 0.29, "DDR4": 0.29, "LPDDR5": 0.29, "GDDR6": 0.62,
-        }
-    )
+    memory_kg_per_gb: dict[MemoryKind, Annotated[float, Field(ge=0)]] = Field(default_factory=lambda: dict(_MEMORY_KG_PER_GB))
     ssd_kg_per_gb: float = Field(default=0.11, ge=0)
     pcb_kg_per_cm2: float = Field(default=0.048, ge=0, description="bare PCB at pcb_reference_layers")
     pcb_reference_layers: int = Field(default=12, ge=1)
@@ -141,12 +146,7 @@ class ComponentFactors(BaseModel):
     fab_yield: float = Field(default=0.875, gt=0, le=1)
     ic_packaging_kg: float = Field(default=0.15, ge=0)
     gpu_power_delivery: ScaledReference = ScaledReference(co2e_kg=28.75, at_w=700.0, source=_HOTCARBON)
-    gpu_cooling: dict[CoolingKind, ScaledReference] = Field(
-        default_factory=lambda: {
-            "sxm": ScaledReference(co2e_kg=6.5, at_w=700.0, source=_HOTCARBON),
-            "pcie": ScaledReference(co2e_kg=23.63, at_w=300.0, source=_HOTCARBON),
-        }
-    )
+    gpu_cooling: dict[CoolingKind, ScaledReference] = Field(default_factory=lambda: dict(_GPU_COOLING))
     host_power_supply_kg_per_w: float = Field(default=28.75 / 1100.0, ge=0)
     chassis_kg_per_rack_unit: float = Field(default=34.304 / 2.0, ge=0)
     fans_kg_per_rack_unit: float = Field(default=12.864 / 2.0, ge=0)

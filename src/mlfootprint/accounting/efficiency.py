@@ -123,7 +123,7 @@ def _histogram_quantile(q: float, upper_w: np.ndarray, cumulative: np.ndarray) -
     in_bucket = float(cumulative[i]) - below
     if in_bucket <= 0:
         return float(upper_w[i])
-    return lower + (float(upper_w[i]) - lower) * (rank - below) / in_bucket
+    return float(lower + (float(upper_w[i]) - lower) * (rank - below) / in_bucket)
 
 
 def power_percentiles_from_histogram(upper_w: Sequence[float], cumulative_counts: Sequence[float]) -> PowerPercentiles:

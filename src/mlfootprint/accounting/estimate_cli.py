@@ -428,7 +428,7 @@ def to_contract(fp: Footprint, energy_only: bool, *, node: NodeEmbodied | None =
             for part in (c.gpu, c.host)
         }
     total_kg = fp.total_co2e_g / 1000.0
-    doc = {
+    doc: dict[str, Any] = {
         "energy_it_kwh": fp.energy_it_total_j / J_PER_KWH,
         "energy_facility_kwh": fp.energy_facility_total_j / J_PER_KWH,
         "energy_basis": energy_basis,
@@ -597,9 +597,11 @@ def _run(args: argparse.Namespace) -> int:
     if not _has_footprint(args):
         factors = build_factors(args)
         req, _ = request_doc(args, factors)
-        doc = {"request": req, "factors": _factors_doc(factors),
-               "notes": ["a request's operational impact only: no embodied share per request"]}
-        _emit(doc, args, lambda d, out: _render_request(d["request"], out))
+        request_only: dict[str, Any] = {
+            "request": req, "factors": _factors_doc(factors),
+            "notes": ["a request's operational impact only: no embodied share per request"],
+        }
+        _emit(request_only, args, lambda d, out: _render_request(d["request"], out))
         return 0
     usage, factors = build_inputs(args, node)
     fp = compute_footprint(usage, factors)

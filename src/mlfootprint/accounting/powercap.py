@@ -219,12 +219,11 @@ def recommend_power_cap(
         if amount is not None and not (np.isfinite(amount) and amount >= 0):
             raise ValueError(f"{name} must be finite and >= 0, got {amount!r}")
     found = curves.curve_for(gpu_model)
-    base = dict(gpu_model=gpu_model, power_limit_w=power_limit_w)
     if found is None:
         return PowerCapAdvice(
             status="no_curve", recommended_cap_w=None, energy_saved_pct=0.0, time_added_pct=0.0, energy_saved_j=0.0,
             co2e_saved_kg=None if gpu_co2e_kg is None else 0.0, fraction_above_cap=0.0, curve=None, transferred=False,
-            source="", reason=f"no power-cap curve for {gpu_model!r} and no default curve", **base,
+            source="", reason=f"no power-cap curve for {gpu_model!r} and no default curve", gpu_model=gpu_model, power_limit_w=power_limit_w,
         )
     name, curve, transferred = found
     best: tuple[float, float, float, float] | None = None  # (saved %, added %, cap W, f)
@@ -251,7 +250,7 @@ def recommend_power_cap(
                 f"the run's power exceeded the candidate caps only {f:.0%} of the time: a cap would save less than "
                 f"{min_energy_saved_pct:g}% energy within +{max_time_added_pct:g}% time{why_transferred}"
             ),
-            **base,
+            gpu_model=gpu_model, power_limit_w=power_limit_w,
         )
     saved, added, cap_w, f = best
     return PowerCapAdvice(
@@ -269,6 +268,6 @@ def recommend_power_cap(
             f"power was above {cap_w:g} W {f:.0%} of the time; capping there is estimated to save {saved:.1f}% "
             f"of GPU energy for {added:.1f}% more time{why_transferred}"
         ),
-        **base,
+        gpu_model=gpu_model, power_limit_w=power_limit_w,
     )
 

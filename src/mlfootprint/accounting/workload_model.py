@@ -145,7 +145,7 @@ def _weighted_fit(
         r2 = 1.0 if ss_res == 0 else 0.0
     tol = 1e-12 * max(float(np.sum(w * y**2)), 1e-300)
     f_stat = None if n == _P or ss_res <= tol or ss_tot <= 0 else ((ss_tot - ss_res) / (_P - 1)) / (ss_res / (n - _P))
-    return coef, r2, f_stat
+    return np.asarray(coef, dtype=np.float64), r2, f_stat
 
 
 def _finite_non_negative(name: str, arr: npt.NDArray[np.float64]) -> None:
