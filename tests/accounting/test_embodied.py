@@ -233,3 +233,11 @@ def test_bom_validation() -> None:
     e = node_embodied(spec)
     assert e.host.water_l == pytest.approx(1.0 * 12.33)  # 1 cm2 of silicon
     assert NodeSpec.model_validate_json(spec.model_dump_json(by_alias=True)) == spec
+
+
+def test_status_shape_by_part() -> None:
+    e = node_embodied(node_preset("dgx-h100"))
+    st_ = charge_embodied(e, 80.0, gpu_lifetime_years=4, host_lifetime_years=5).to_status()
+    assert set(st_) == {"node", "gpu", "host", "co2eKg", "waterL"}
+    assert st_["host"]["heldHours"] == pytest.approx(10.0)
+    assert st_["co2eKg"] == pytest.approx(st_["gpu"]["co2eKg"] + st_["host"]["co2eKg"])

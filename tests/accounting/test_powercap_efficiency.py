@@ -173,3 +173,11 @@ def test_power_percentiles_samples_and_histogram() -> None:
             power_percentiles_from_histogram(*bad)
     with pytest.raises(ValueError):
         power_percentiles([])
+
+
+def test_advice_status_shape() -> None:
+    adv = recommend_power_cap(gpu_model="A100", power_limit_w=250.0, power=PowerDistribution(samples_w=[240.0]),
+                              gpu_energy_j=1.0, gpu_co2e_kg=2.0)
+    s = adv.to_status()
+    assert s["recommendedCapW"] == pytest.approx(175.0) and s["co2eSavedKg"] == pytest.approx(0.46)
+    assert s["status"] == "recommend" and s["transferred"] is False

@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -198,6 +198,16 @@ class EmbodiedByPart(BaseModel):
     host: PartCharge
     co2e_kg: float
     water_l: float
+
+    def to_status(self) -> dict[str, Any]:
+        """Proposed ``status.carbon.embodied`` shape: ``{node, gpu: {co2eKg, waterL, heldHours},
+        host: {...}, co2eKg, waterL}`` (host heldHours are node-hours = GPU-hours / GPUs)."""
+
+        def part(c: PartCharge) -> dict[str, float]:
+            return {"co2eKg": c.co2e_kg, "waterL": c.water_l, "heldHours": c.held_hours}
+
+        return {"node": self.node, "gpu": part(self.gpu), "host": part(self.host),
+                "co2eKg": self.co2e_kg, "waterL": self.water_l}
 
 
 def charge_embodied(

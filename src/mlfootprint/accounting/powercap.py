@@ -22,7 +22,7 @@ an assumption, flagged in the advice (``transferred``). Advice only: nothing is 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -193,6 +193,21 @@ class PowerCapAdvice(BaseModel):
     transferred: bool
     source: str
     reason: str
+
+    def to_status(self) -> dict[str, Any]:
+        """Proposed ``status.powerCap`` shape (camelCase; advice only)."""
+        return {
+            "status": self.status,
+            "powerLimitW": self.power_limit_w,
+            "recommendedCapW": self.recommended_cap_w,
+            "energySavedPct": self.energy_saved_pct,
+            "timeAddedPct": self.time_added_pct,
+            "co2eSavedKg": self.co2e_saved_kg,
+            "fractionAboveCap": self.fraction_above_cap,
+            "curve": self.curve,
+            "transferred": self.transferred,
+            "reason": self.reason,
+        }
 
 
 def recommend_power_cap(
