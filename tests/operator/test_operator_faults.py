@@ -73,11 +73,17 @@ def test_an_exporter_restored_from_an_older_checkpoint_is_not_counted_twice(
     exporter.set(ns, "r-0", gpu_j=8500.0)
     wait_for(lambda: _metric(op.metrics(), "mlfootprint_operator_counter_anomalies_total", anomaly="Rollback") >= 1,
              what="the rollback seen")
-    wait_for(lambda: (((_tr(kubectl, ns, "r")["status"]["ledger"].get("series") or {}).get("r-0/") or {}).get("gpuJ")) == 8500.0,
-             what="rebased on the restored value")
     assert _totals(kubectl, ns, "r")["gpuJ"] == 9000.0  # not 9000 + 8500
+    # the exporter re-bills the rolled-back span from the hardware counter: climbing back
+    # through values already counted adds nothing, growth above the high-water mark does
     exporter.set(ns, "r-0", gpu_j=8700.0)
-    wait_for(lambda: _totals(kubectl, ns, "r").get("gpuJ") == 9200.0, what="growth after the rollback")
+    refreshed = _metric(op.metrics(), "mlfootprint_operator_refresh_duration_seconds_count", kind="TrainingRun")
+    wait_for(lambda: _metric(op.metrics(), "mlfootprint_operator_refresh_duration_seconds_count", kind="TrainingRun") >= refreshed + 2,
+             what="two refreshes after 8,700 J")
+    assert _totals(kubectl, ns, "r")["gpuJ"] == 9000.0
+    assert (_tr(kubectl, ns, "r")["status"]["ledger"]["series"]["r-0/"])["gpuJ"] == 9000.0  # the high-water mark
+    exporter.set(ns, "r-0", gpu_j=9200.0)
+    wait_for(lambda: _totals(kubectl, ns, "r").get("gpuJ") == 9200.0, what="growth above the high-water mark")
     # a restart that really lost its state: a newer start, counters from zero, counted in full
     exporter.set(ns, "r-0", gpu_j=50.0, start=1_700_000_100.0)
     wait_for(lambda: _totals(kubectl, ns, "r").get("gpuJ") == 9250.0, what="new counters counted once")

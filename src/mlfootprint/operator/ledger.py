@@ -8,8 +8,11 @@ per-container counters carry the unix time the exporter started counting them
   again from zero) -> all of its value is new;
 * the same start and a higher value -> the difference;
 * the same start and a *lower* value -> a rollback (an exporter restored an older
-  checkpoint): nothing is added, the lower value becomes the baseline, and the anomaly is
-  reported. A rollback is never mistaken for a reset, so history is never added twice;
+  checkpoint, e.g. after its checkpoint writes failed): nothing is added, the anomaly is
+  reported, and the baseline stays the highest value already counted (the high-water mark).
+  A rollback is never mistaken for a reset, and the counter's climb back to the old value is
+  not counted again: the exporter re-bills the rolled-back span from the hardware counter
+  (docs/exporter.md#restarts), so rebasing on the lower value would add that span twice;
 * an *older* start than the ledger's -> a stale incarnation (an old series that reappeared):
   ignored;
 * no start (an exporter older than 0.2, or a ledger written by operator 0.1) -> the classic
@@ -213,7 +216,8 @@ def _container_delta(entry: SeriesCounters | None, obs: ContainerObs, folded: Ma
         if obs.start > entry.start:  # the counters really restarted from zero
             _fill(inc, obs.gpu_j, obs.cpu_j, obs.dram_j, obs.swings, obs.alloc_s)
             return new, inc, None
-        # same incarnation: growth, or a rollback (never a reset)
+        # same incarnation: growth, or a rollback (never a reset). The baseline is the
+        # high-water mark: after a rollback only growth above the highest value counted is new
         decreased = False
         deltas = []
         for last, cur in ((entry.gpu_j, obs.gpu_j), (entry.cpu_j, obs.cpu_j), (entry.dram_j, obs.dram_j), (entry.swings, obs.swings)):
@@ -226,6 +230,12 @@ def _container_delta(entry: SeriesCounters | None, obs: ContainerObs, folded: Ma
             alloc[model] = d
             decreased |= down
         _fill(inc, *deltas, alloc)
+        if decreased:
+            new = new.model_copy(update={
+                "gpu_j": max(entry.gpu_j, obs.gpu_j), "cpu_j": max(entry.cpu_j, obs.cpu_j),
+                "dram_j": max(entry.dram_j, obs.dram_j), "swings": max(entry.swings, obs.swings),
+                "alloc_s": {m: max(entry.alloc_s.get(m, 0.0), obs.alloc_s.get(m, 0.0)) for m in {*entry.alloc_s, *obs.alloc_s}},
+            })
         return new, inc, "Rollback" if decreased else None
     # no start on one side: the classic rule, lower means reset (the new value is new)
     deltas = [
