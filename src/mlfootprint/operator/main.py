@@ -54,12 +54,12 @@ def register(
         return indexes.index_run_by_model(spec, status, namespace, name)
 
     @kopf.index(g, v, "trainingruns", registry=registry, id="tr_claims")
-    async def tr_claims(meta: Any, spec: Any, **_: Any) -> Any:
-        return indexes.index_claim("TrainingRun", meta, spec)
+    async def tr_claims(meta: Any, spec: Any, status: Any, **_: Any) -> Any:
+        return indexes.index_claim("TrainingRun", meta, spec, status)
 
     @kopf.index(g, v, "inferenceservices", registry=registry, id="is_claims")
-    async def is_claims(meta: Any, spec: Any, **_: Any) -> Any:
-        return indexes.index_claim("InferenceService", meta, spec)
+    async def is_claims(meta: Any, spec: Any, status: Any, **_: Any) -> Any:
+        return indexes.index_claim("InferenceService", meta, spec, status)
 
     def claims(ns: str, tr_claims: Any, is_claims: Any) -> list[Any]:
         return [*tr_claims.get(ns, ()), *is_claims.get(ns, ())]

@@ -198,8 +198,9 @@ async def _refresh(
         return await _write(rt, kind, ns, name, uid, stored, {**stored, "conditions": conditions}, now_s)
 
     # -- which pods are ours
-    me = claim_from(kind, meta, spec)
-    owned, taken = split_pods(me, pod_pool, claims)
+    me = claim_from(kind, meta, spec, stored)
+    pool = list(pod_pool)
+    owned, taken = split_pods(me, pool, claims)
     resolved, problems = await rt.factors.resolve(ns, spec.get("factorsRef"), stored.get("factors"))
     rules = await rt.factors.phase_rules()
 
