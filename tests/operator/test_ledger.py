@@ -219,6 +219,26 @@ def test_replicas_behind_one_url_are_not_multiplied() -> None:
     assert {a.kind for a in anomalies} <= {"ServingInconsistent"}
 
 
+def test_replicas_without_a_start_time_are_not_multiplied() -> None:
+    """Found by the fault suite (serving-garbage, an engine without process metrics such as
+    TGI): replicas behind one URL answering in turn looked like engine restarts, since any
+    value below 10^5 requests per second since the last read was 'plausible', and each swing
+    back up was counted again (4,379 requests counted, 2,281 served)."""
+    d = labels_digest({})
+    ledger = Ledger(totals=LedgerTotals(requests=5000.0, active_s=100.0))  # the run serves ~50/s
+    ledger, inc, _ = step(ledger, {}, serving={"pod-0": serving(requests={d: 5000.0})}, elapsed_s=0.5)
+    counted = inc.requests
+    for i in range(20):
+        value = 9000.0 + i if i % 2 else 5000.0 + i  # replica A, replica B, A, ...
+        ledger, inc, anomalies = step(ledger, {}, serving={"pod-0": serving(requests={d: value})}, elapsed_s=0.5)
+        counted += inc.requests
+        assert {a.kind for a in anomalies} <= {"ServingInconsistent"}
+    assert counted <= 9019.0  # the highest value either replica showed, never a sum of swings
+    # a real restart shows a value the run could have served since the last read: a reset
+    ledger, inc, anomalies = step(ledger, {}, serving={"pod-0": serving(requests={d: 60.0})}, elapsed_s=0.5)
+    assert inc.requests == 60.0 and anomalies == []
+
+
 def test_an_engine_restart_is_a_reset() -> None:
     d = labels_digest({})
     ledger, _, _ = step(Ledger(), {}, serving={"pod-0": serving(start=5.0, requests={d: 1000.0})})

@@ -21,7 +21,9 @@ per-container counters carry the unix time the exporter started counting them
 Serving engines' counters (InferenceService) are kept per pod and per label set, so a label
 set that vanishes from a sum is not a reset. A decrease is a reset only when the engine
 restarted (``process_start_time_seconds`` changed) or, without that metric, when the new
-value is plausible for the time since the last read; otherwise the source is inconsistent
+value is plausible for the time since the last read: at most :data:`RESTART_RATE_MARGIN`
+times the run's average rate (once the run has one) over that time; otherwise the source is
+inconsistent
 (e.g. replicas behind one URL answering in turn): nothing is added, the high-water mark is
 kept (so swings back up are not counted again) and the anomaly is reported. Increments
 above a physical rate are refused the same way.
@@ -69,6 +71,11 @@ __all__ = [
 MAX_COUNTER = 1e13
 #: Largest plausible rate of a serving counter per pod and second (refused above it).
 MAX_RATE = {"requests": 1e5, "tokens_in": 1e8, "tokens_out": 1e7}
+#: Without a process start time, a serving counter that drops is an engine restart only if the
+#: new value could have been counted since the last read at this many times the run's
+#: average rate (replicas behind one URL answering in turn drop by far more: found by the
+#: fault suite, serving-garbage on an engine without process metrics, requests x2).
+RESTART_RATE_MARGIN = 4.0
 #: Label sets of one serving counter kept apart per pod; beyond this their sum is one series.
 MAX_LABEL_SETS = 32
 #: The key of the sum of all label sets (used past MAX_LABEL_SETS and for 0.1 ledgers).
@@ -260,10 +267,23 @@ def _fill(inc: Increment, gpu_j: float, cpu_j: float, dram_j: float, swings: flo
             inc.alloc_s[model] = inc.alloc_s.get(model, 0.0) + s
 
 
+def _restart_bound(kind: str, elapsed_s: float, rates: Mapping[str, float] | None) -> float:
+    """The largest value a counter of ``kind`` can show ``elapsed_s`` after an engine restart:
+    ``RESTART_RATE_MARGIN`` x the run's average rate x the time (at least 1 s, and at least
+    10^-4 of the physical ceiling), never above the physical ceiling; just the ceiling while
+    the run has no rate yet."""
+    ceiling = MAX_RATE[kind] * elapsed_s
+    rate = (rates or {}).get(kind, 0.0)
+    if not rate > 0:
+        return ceiling
+    return min(ceiling, max(MAX_RATE[kind] * 1e-4, RESTART_RATE_MARGIN * rate * max(elapsed_s, 1.0)))
+
+
 def _serving_delta(
-    entry: ServingCounters | None, obs: ServingObs, elapsed_s: float | None
+    entry: ServingCounters | None, obs: ServingObs, elapsed_s: float | None, rates: Mapping[str, float] | None = None
 ) -> tuple[ServingCounters, dict[str, float], list[str]]:
-    """New entry, deltas per kind, anomaly kinds."""
+    """New entry, deltas per kind, anomaly kinds. ``rates``: the run's average rate per kind
+    (per second), which bounds what a restarted engine without a start time can show."""
     anomalies: list[str] = []
     deltas: dict[str, float] = {}
     restarted = entry is not None and obs.start is not None and entry.start is not None and obs.start > entry.start
@@ -283,7 +303,7 @@ def _serving_delta(
                 d = cur  # a new label set, pod or engine process: all of it is new
             elif cur >= last:
                 d = cur - last
-            elif obs.start is None and elapsed_s is not None and cur <= MAX_RATE[kind] * elapsed_s:
+            elif obs.start is None and elapsed_s is not None and cur <= _restart_bound(kind, elapsed_s, rates):
                 d = cur  # no start time to tell: a plausible restart of the engine
             else:
                 # lower, same engine: not a reset (e.g. replicas behind one URL answering in
@@ -340,6 +360,10 @@ def advance(
     inc = Increment()
     anomalies: list[Anomaly] = []
     seen: set[str] = set()
+    t = ledger.totals
+    rates = None
+    if t is not None and t.active_s > 0:
+        rates = {"requests": t.requests / t.active_s, "tokens_in": t.tokens_in / t.active_s, "tokens_out": t.tokens_out / t.active_s}
     for (pod, container), obs in sorted((containers or {}).items()):
         name = series_name(pod, container)
         seen.add(name)
@@ -352,7 +376,7 @@ def advance(
         if any(part.alloc_s.values()):
             inc.gpus += len(obs.gpus)
     for pod, sobs in sorted((serving or {}).items()):
-        entry, deltas, problems = _serving_delta(serving_entries.get(pod), sobs, elapsed_s)
+        entry, deltas, problems = _serving_delta(serving_entries.get(pod), sobs, elapsed_s, rates)
         serving_entries[pod] = entry
         inc.requests += deltas.get("requests", 0.0)
         inc.tokens_in += deltas.get("tokens_in", 0.0)
