@@ -521,6 +521,8 @@ class Campaign:
         self._excess: dict[str, float] = {}
         self._excess_requests: dict[str, float] = {}
         self.final: dict[str, float] = {}
+        #: (runs, truth J, billed J, lost J, documented gap J) per component at the end
+        self.final_components: list[tuple[str, float, float, float, float]] = []
         self.cluster: DevCluster | None = None
         self.exporters: dict[str, Exporter] = {}
         self.operator: Operator | None = None
@@ -968,12 +970,16 @@ class Campaign:
             e.state_file.unlink()
             e.state_file.mkdir()
             (e.state_file / "blocker").write_text("checkpoint writes fail while this directory is here\n")
+            t_fail = time.monotonic()
             failing = self.rng.uniform(1.0, 4.0)
-            time.sleep(failing)
-            event.detail += f", checkpoints failing for {failing:.1f} s"
-            errors = metric_sum(e.page(), "mlfootprint_exporter_source_errors_total", source="state", call="save")
-            if errors < 1:
+            # a failed write shows in the next interval's snapshot (the count is taken before the save)
+            try:
+                self._wait(lambda: metric_sum(e.page(), "mlfootprint_exporter_source_errors_total", source="state", call="save") >= 1,
+                           10, "the failed checkpoint writes counted")
+            except CampaignError:
                 self._fail(f"{e.name}: failed checkpoint writes not counted in source_errors_total{{source=state,call=save}}")
+            time.sleep(max(0.0, failing - (time.monotonic() - t_fail)))
+            event.detail += f", checkpoints failing for {time.monotonic() - t_fail:.1f} s"
         kill_unix = time.time()
         e.kill(sig)
         if state == "none":
@@ -985,7 +991,15 @@ class Campaign:
             os.replace(backup, e.state_file)
         downtime = self.rng.uniform(0.2, 3.0)
         time.sleep(downtime)
-        spawn_unix = e.start()
+        try:
+            spawn_unix = e.start()
+        except CampaignError as err:  # it exits at start: with the file still there, a crash loop
+            self._fail(f"{e.name} exits at start after a restart with state '{state}' (a crash loop): {err}")
+            event.problems.append(f"{e.name} crash loop")
+            e.kill()
+            e.state_file.unlink(missing_ok=True)  # what a person would do: the campaign goes on
+            spawn_unix = e.start()
+            state = "none"
         event.t_fixed = time.time()
         event.detail = f"{e.node}, down {downtime:.1f} s{event.detail}"
         after = self._wait(lambda: self._starts_of(e), 30, f"{e.name}'s pod series after the restart")
@@ -1341,6 +1355,7 @@ class Campaign:
                 lost = truth - counted
                 lost_total += max(lost, 0.0)
                 allowed_total += allowed
+                self.final_components.append((comp.label, truth, counted, lost, allowed))
                 if lost > allowed + tolerance_j(truth, readings):
                     self._fail(f"{comp.label}: {lost:.0f} J of GPU energy lost, documented gaps allow {allowed:.0f} J "
                                f"(truth {truth:.0f} J, billed {counted:.0f} J)")

@@ -59,8 +59,14 @@ def render(c: Campaign, wall_s: float) -> str:
     console.print(f"requests double-counted: {sum(c._excess_requests.values()):.0f}")
     console.print(f"targets: 0 J double-counted, 0 runs frozen, 0 crashes; "
                   f"reproduce: make faults SEED={c.cfg.seed} DURATION={c.cfg.duration_s:.0f}")
+    if c.final_components:
+        console.print("at the end, per component (runs sharing pods): truth = held energy of their pods' GPUs")
+        for label, truth, billed, lost, allowed in c.final_components:
+            console.print(f"  {label:<60} truth {truth / 1e6:9.3f} MJ  billed {billed / 1e6:9.3f} MJ  "
+                          f"lost {lost / 1e6:8.3f} MJ  documented gaps {allowed / 1e6:8.3f} MJ", highlight=False)
+    console.print("faults in order:")
     for e in c.events:
-        console.print(f"  {e.kind:<24} {e.detail}", highlight=False)
+        console.print(f"  {e.kind:<30} {e.detail}", highlight=False)
     if c.failures:
         console.print(f"{len(c.failures)} finding(s):")
         for f in c.failures:
