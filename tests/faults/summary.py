@@ -60,7 +60,8 @@ def render(c: Campaign, wall_s: float) -> str:
     console.print(f"targets: 0 J double-counted, 0 runs frozen, 0 crashes; "
                   f"reproduce: make faults SEED={c.cfg.seed} DURATION={c.cfg.duration_s:.0f}")
     if c.final_components:
-        console.print("at the end, per component (runs sharing pods): truth = held energy of their pods' GPUs")
+        console.print("at the end, per component (runs sharing pods): truth = held energy of their pods' GPUs at the cut; "
+                      "billed = read once the ledgers were observed 2 s after it (so it may exceed the truth at the cut)")
         for label, truth, billed, lost, allowed in c.final_components:
             console.print(f"  {label:<60} truth {truth / 1e6:9.3f} MJ  billed {billed / 1e6:9.3f} MJ  "
                           f"lost {lost / 1e6:8.3f} MJ  documented gaps {allowed / 1e6:8.3f} MJ", highlight=False)
