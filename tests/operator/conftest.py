@@ -154,6 +154,19 @@ class OperatorHandle:
         with urllib.request.urlopen(self.metrics_url, timeout=5) as r:
             return r.read().decode()
 
+    def refreshes(self, kind: str = "TrainingRun") -> float:
+        """Refreshes completed so far (the refresh histogram's count; failures included)."""
+        total = 0.0
+        for line in self.metrics().splitlines():
+            if line.startswith("mlfootprint_operator_refresh_duration_seconds_count{") and f'kind="{kind}"' in line:
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def wait_refreshes(self, n: int, kind: str = "TrainingRun", timeout_s: float = 30.0) -> None:
+        """Until ``n`` more refreshes of ``kind`` have run (instead of sleeping and hoping)."""
+        target = self.refreshes(kind) + n
+        wait_for(lambda: self.refreshes(kind) >= target, timeout_s=timeout_s, what=f"{n} more {kind} refreshes")
+
     def stop(self) -> None:
         self.stop_flag.set()
         self.thread.join(30)

@@ -26,7 +26,7 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from mlfootprint.crd.models import LedgerTotals
+from mlfootprint.crd.models import InferenceServiceStatus, LedgerTotals, TrainingRunStatus
 from mlfootprint.operator.energy.serving import names_for, pod_url
 from mlfootprint.operator.factors_config import embodied_resolver, factors_for_interval, intensity_now
 from mlfootprint.operator.kube import NotFound
@@ -53,6 +53,14 @@ __all__ = ["PLURALS", "refresh_resource", "upfront_for_model"]
 log = logging.getLogger(__name__)
 
 PLURALS = {"TrainingRun": "trainingruns", "InferenceService": "inferenceservices"}
+STATUS_MODELS = {"TrainingRun": TrainingRunStatus, "InferenceService": InferenceServiceStatus}
+
+
+def _known(kind: str, status: Mapping[str, Any]) -> dict[str, Any]:
+    """The stored status without fields this version no longer has (e.g. 0.1's lastUpdated)."""
+    model = STATUS_MODELS[kind]
+    names = {f.alias or n for n, f in model.model_fields.items()}
+    return {k: v for k, v in status.items() if k in names}
 
 
 def upfront_for_model(entries: Iterable[Mapping[str, float]], include_development: bool) -> tuple[float, float]:
@@ -185,7 +193,12 @@ async def _refresh(
             now=now, generation=generation,
         )
         log.error("invalid ledger in status", extra={"namespace": ns, "resource": name, "field": where})
-        return await _write(rt, kind, ns, name, uid, stored, {**stored, "conditions": conditions}, now_s)
+        rt.metrics.refresh_error(kind, "LedgerInvalid")
+        if conditions != list(stored.get("conditions") or []):
+            # the conditions alone: the ledger is left exactly as it is, for a person to repair
+            await rt.kube.replace_status_field(PLURALS[kind], ns, name, "conditions", conditions)
+            return True
+        return False
     totals = ledger.totals or LedgerTotals()
     budget = spec.get("budget") or {}
     budget_g = float(budget["co2eKg"]) * 1000.0 if budget.get("co2eKg") else None
@@ -198,7 +211,7 @@ async def _refresh(
                                 budget_co2e_g=budget_g, budget_used_ratio=ratio)
         )
         conditions, _ = ready_condition(conditions, completed=True, now=now, generation=generation)
-        return await _write(rt, kind, ns, name, uid, stored, {**stored, "conditions": conditions}, now_s)
+        return await _write(rt, kind, ns, name, uid, stored, {**_known(kind, stored), "conditions": conditions}, now_s)
 
     # -- which pods are ours
     me = claim_from(kind, meta, spec)
@@ -450,6 +463,9 @@ async def _write(
     fresh = not metering or (observed is not None and now_s - observed < rt.cfg.status_max_age_s)
     if not force and stored and fresh and _visible(status) == _visible(stored):
         return False
+    # through the typed model the CRD is generated from: a field the schema does not know is
+    # an error here, not a value the API server silently drops
+    status = STATUS_MODELS[kind].model_validate(status).to_api()
     await rt.kube.replace_status(PLURALS[kind], ns, name, status)
     rt.written[uid] = status
     return True
