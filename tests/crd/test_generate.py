@@ -125,3 +125,19 @@ def test_no_schema_key_is_a_yaml_1_1_boolean() -> None:
 
     for crd in all_crds().values():
         walk(crd)
+
+
+def test_the_charts_factors_schema_is_generated_from_the_operators_model() -> None:
+    """values.schema.json's factors subtree accepts what the operator accepts (make crds)."""
+    import json
+    from pathlib import Path
+
+    from mlfootprint.crd.chartschema import SCHEMA, updated
+
+    path = Path(__file__).resolve().parents[2] / SCHEMA
+    current = json.loads(path.read_text())
+    assert current == updated(current), "charts/mlfootprint/values.schema.json is stale: run `make crds`"
+    factors = current["properties"]["factors"]["properties"]
+    regions = factors["region"]["anyOf"][1]["enum"]
+    assert "DEU" in regions and "DE" in regions and "XX" not in regions  # the codes the operator knows
+    assert factors["pue"]["anyOf"][0]["maximum"] == 5.0
