@@ -1,31 +1,35 @@
 """The fault-injection campaign (issue 11): real control plane, real exporter and operator
-processes, simulated GPUs whose true energy is known, and faults injected at random points.
+processes, simulated GPUs whose true energy is known, and faults injected at random points
+(docs/faults.md).
 
 One :class:`Campaign` owns everything it starts (a dedicated :class:`DevCluster`, one exporter
-per kwok GPU node, the operator, a simulated vLLM metrics server and the device-file recorder)
-and stops all of it in :meth:`Campaign.close`, also after a failure: every process runs in its
-own process group, started with ``die_with_parent`` so the kernel kills it if the test
-process dies.
+per kwok GPU node, the operator, the simulated serving-engine pages and the device-file
+recorder) and stops all of it in :meth:`Campaign.close`, also after a failure: every process
+runs in its own process group, started with ``die_with_parent`` so the kernel kills it if the
+test process dies.
 
-The workload: TrainingRuns and an InferenceService whose pods run on the kwok nodes with
+The workload: TrainingRuns and InferenceServices whose pods run on the kwok nodes with
 ``mlfootprint.io/sim-profile`` set, each pod pinned to its node (``spec.nodeName``) and named in
 creation order, so the exporter's simulated GPU assignment (first fit in creation order) is
 the same after every restart and each GPU is held by one pod for the whole campaign.
 
 Faults (:data:`FAULT_KINDS`), each at a random point with seeded random parameters:
 ``kill -9`` of an exporter (restarted with its state file, without one, with a garbage one, or
-with a stale one after its checkpoint writes failed), a graceful exporter restart, ``kill -9``
-of the operator, kill and freeze (SIGSTOP/SIGCONT) of kube-apiserver, garbage factors
-(NaN, 1e308, wrong types, a cross-namespace ``factorsRef``), garbage serving metrics (NaN,
-decreasing counters, an HTML error page, HTTP 500), overlapping runs (also two created in the
-same second), late runs (created after their pods started) and new runs.
+with a stale one after its checkpoint writes failed; also while the API server hangs), a
+graceful exporter restart, an exporter that hangs, ``kill -9`` of the operator (also while the
+API server hangs), kill and freeze (SIGSTOP/SIGCONT) of kube-apiserver, garbage factors (NaN,
+1e308, wrong types, a cross-namespace ``factorsRef``), garbage serving metrics (NaN, decreasing
+counters, an HTML error page, HTTP 500; engines with and without a process start time),
+overlapping runs (also two created in the same second), late runs (created after their pods
+started) and new runs.
 
-After each fault (:meth:`Campaign.check`): no managed process exited on its own (no crash
+After each fault (:meth:`Campaign.recover`): no managed process exited on its own (no crash
 loop), every run that meters pods moves again within ``freeze_limit_s`` of the fix, every
 component of runs sharing pods is billed no more GPU energy than its pods' GPUs used
-(``oracle.py``), no pod is in two runs' ledgers. At the end (:meth:`Campaign.finish`): every
-component is billed at least the truth minus its documented gaps. Every miss is collected in
-:attr:`Campaign.failures`; the test fails on any.
+(``oracle.py``), no pod is in two runs' ledgers, no InferenceService counts more requests than
+served. At the end (:meth:`Campaign.finish`): every component is billed at least the truth
+minus its documented gaps. Every miss is collected in :attr:`Campaign.failures`; the test
+fails on any.
 """
 
 from __future__ import annotations
