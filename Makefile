@@ -31,7 +31,7 @@ test-unit: venv ## Only the tests that need no external servers
 
 SEED ?=
 DURATION ?= 600
-faults: venv tools ## Longer fault campaign (docs/faults.md): make faults SEED=123 DURATION=600 (s of random faults after one round)
+faults: venv tools ## Longer fault campaign (docs/faults.md): make faults SEED=123 DURATION=600 (s of faults; every kind at least once)
 	MLFOOTPRINT_FAULTS_SEED=$(SEED) MLFOOTPRINT_FAULTS_DURATION=$(DURATION) $(PY) -m pytest tests/faults/test_campaign.py -q -p no:cacheprovider
 
 bench: venv ## Run the benchmarks and print the measured figures

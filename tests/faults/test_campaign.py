@@ -10,7 +10,8 @@ its own, a bad input was not reported as documented, or, at the end, energy was 
 beyond the documented gaps (docs/faults.md).
 
 Environment: ``MLFOOTPRINT_FAULTS_SEED`` (default: random), ``MLFOOTPRINT_FAULTS_DURATION``
-(seconds of random faults after the first round; default 0: one round, the CI part),
+(seconds of faults, ending after the first fault past it and never before every kind was
+injected once; default 0: one round of every kind, the CI part),
 ``MLFOOTPRINT_FAULTS_REPORT`` (also write the summary there), ``MLFOOTPRINT_FAULTS_KINDS``
 (comma-separated: only these faults, in this order, to reproduce one finding). ``make faults SEED=...
 DURATION=...`` runs a longer campaign.
