@@ -45,7 +45,7 @@ crds: venv ## Regenerate crds/ (and the chart's copy) from the pydantic models
 lock: ## Re-pin requirements.lock (runtime, the image's) and requirements-dev.lock (+ test tools), with hashes (uv)
 	bash hack/lock.sh
 
-image: ## Build the exporter/operator image without a registry or daemon: _out/mlfootprint-<version>.oci.tar
+image: venv ## Build the exporter/operator image without a registry or daemon: _out/mlfootprint-<version>.oci.tar
 	bash hack/image/build.sh
 
 clean: ## Remove the virtual environment and caches in the tree
