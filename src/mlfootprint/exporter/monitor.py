@@ -194,6 +194,8 @@ class Monitor:
         start = time.perf_counter()
         try:
             result = fn()
+            if not self._status.get(name, SourceStatus(name, True, 0)).up:
+                log.warning("source recovered", extra={"source": name})
             self._status[name] = SourceStatus(name, True, time.perf_counter() - start)
             return result
         except SourceUnavailable as exc:
