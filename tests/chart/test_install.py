@@ -110,8 +110,9 @@ def test_install_defaults_and_least_privilege(cluster, kubectl, namespace: str) 
         assert not _can(kubectl, op, namespace, "delete", "trainingruns.mlfootprint.io", other)
         assert not _can(kubectl, op, namespace, "list", "endpointslices.discovery.k8s.io", other)
         assert not _can(kubectl, op, namespace, "patch", "deployments.apps", other)
-        # The exporter (pod metadata from the API server): list pods, nothing more.
+        # The exporter (pod metadata from the API server, a watch cache): list and watch pods, nothing more.
         assert _can(kubectl, ex, namespace, "list", "pods")
+        assert _can(kubectl, ex, namespace, "watch", "pods")
         assert not _can(kubectl, ex, namespace, "get", "pods", other)
         assert not _can(kubectl, ex, namespace, "get", "secrets", other)
         assert not _can(kubectl, ex, namespace, "get", "configmaps", other)

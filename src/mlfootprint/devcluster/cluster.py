@@ -491,6 +491,53 @@ class DevCluster:
         self._wait_node(rec, deadline)
         logger.info("real node ready", extra={"node": rec.name, "ip": rec.ip, "gpus": rec.gpus})
 
+    def restart_kubelet(self, timeout_s: float = 60.0) -> float:
+        """Stop the real node's kubelet (SIGTERM) and start it again, as an upgrade or a crash
+        would; containers keep running under containerd. Returns the seconds until the node is
+        Ready again with its GPUs (the device plugin registers with the new kubelet)."""
+        rec = self.node
+        if rec is None:
+            raise DevClusterError("this dev cluster has no real node")
+        nb = rn.NodeBinaries.find()
+        self._stop_processes(["kubelet"])
+        t0 = time.monotonic()
+        env = {**os.environ, "PATH": os.environ.get("PATH", "/usr/bin:/bin") + ":/usr/sbin:/sbin"}
+        started = time.time()
+        self._spawn("kubelet", nb.kubelet, rn.kubelet_args(rec, rec.root / "kubelet-config.json",
+                                                            rec.root / "kubelet.kubeconfig"), env)
+        deadline = time.monotonic() + timeout_s
+
+        def new_kubelet_serving() -> bool:
+            # the node object still says Ready (the old kubelet's status): wait for the new
+            # kubelet's health, its first heartbeat, and the device plugin's new registration
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{rec.kubelet_healthz_port}/healthz", timeout=2) as r:
+                    if r.read() != b"ok":
+                        return False
+            except OSError:
+                return False
+            plugin = rn.DEVICE_PLUGIN_DIR / "mlfootprint-fake-gpu.sock"
+            kubelet_sock = rn.DEVICE_PLUGIN_DIR / "kubelet.sock"
+            try:
+                if plugin.stat().st_mtime < kubelet_sock.stat().st_mtime:
+                    return False
+            except FileNotFoundError:
+                return False
+            out = self.kubectl("get", "node", rec.name, "-o", "json", check=False)
+            if out.returncode != 0:
+                return False
+            conds = {c["type"]: c for c in json.loads(out.stdout)["status"].get("conditions", [])}
+            beat = conds.get("Ready", {}).get("lastHeartbeatTime", "")
+            return bool(beat) and _parse_time(beat) >= started - 1.0
+
+        while not new_kubelet_serving():
+            if time.monotonic() > deadline:
+                raise DevClusterError(f"the restarted kubelet did not come back in {timeout_s:.0f} s; log:\n"
+                                      f"{_tail(self.state_dir / 'logs' / 'kubelet.log')}")
+            time.sleep(0.1)
+        self._wait_node(rec, deadline)
+        return time.monotonic() - t0
+
     def _wait_node(self, rec: rn.NodeRecord, deadline: float) -> None:
         """Until the node is Ready and advertises its GPUs (the device plugin registered)."""
         last = ""
@@ -783,6 +830,13 @@ class DevCluster:
             f"kube-apiserver not ready after {self.start_timeout_s:.0f} s: {last[-2000:]}\n"
             f"apiserver log:\n{_tail(self.state_dir / 'logs' / 'kube-apiserver.log')}"
         )
+
+
+def _parse_time(text: str) -> float:
+    """An RFC 3339 time from the API server (e.g. 2026-11-24T08:43:01Z) -> Unix seconds."""
+    from datetime import datetime  # noqa: PLC0415
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def _tail(path: Path, lines: int = 30) -> str:
