@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlfootprint.exporter.model import ContainerInfo, ContainerKey, GpuProcess, GpuReading, PodListing
+from mlfootprint.exporter.model import ContainerInfo, ContainerKey, GpuProcess, GpuReading, HardwareGpuSource, PodListing
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -34,7 +34,7 @@ class FakeGpu:
 
 
 @dataclass
-class FakeGpuSource:
+class FakeGpuSource(HardwareGpuSource):
     gpus: list[FakeGpu]
     name: str = "fake"
     fail: bool = False

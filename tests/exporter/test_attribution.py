@@ -142,3 +142,31 @@ def test_conservation_attributed_plus_idle_equals_measured(scenario) -> None:  #
         total = math.fsum(attributed) + r.gpu_idle_j[dev.uuid]
         assert total == pytest.approx(dev.energy_j, rel=1e-9, abs=1e-9)
         assert math.fsum(r.gpu_shares[dev.uuid].values()) <= 1.0 + 1e-12
+
+
+def test_host_never_more_than_the_busy_share() -> None:
+    # 10 s on a 4-CPU host: 40 CPU-s of capacity, 10 busy
+    assert host_fractions({A: 2.0, B: 6.0}, 10.0, 40.0) == {A: pytest.approx(0.05), B: pytest.approx(0.15)}
+    # containers claim 20 CPU-s but the host was busy for only 10: scaled to the busy share
+    f = host_fractions({A: 5.0, B: 15.0}, 10.0, 40.0)
+    assert f == {A: pytest.approx(0.0625), B: pytest.approx(0.1875)} and math.fsum(f.values()) == pytest.approx(0.25)
+    r = attribute([], {}, {}, 10.0, host_energy_j={"cpu": 400.0}, cpu_delta_s={A: 5.0, B: 15.0}, host_busy_delta_s=10.0, host_total_delta_s=40.0)
+    assert r.host_energy_j == {A: {"cpu": pytest.approx(25.0)}, B: {"cpu": pytest.approx(75.0)}}
+    assert r.host_unattributed_j == {"cpu": pytest.approx(300.0)}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    cpu=st.dictionaries(pods, st.floats(0, 1e4, allow_nan=False), max_size=4),
+    busy=st.one_of(st.none(), st.floats(0, 1e4, allow_nan=False)),
+    total=st.one_of(st.none(), st.floats(0, 1e4, allow_nan=False)),
+    energy=st.floats(0, 1e7, allow_nan=False),
+)
+def test_host_conservation_pods_plus_unattributed_equals_measured(cpu, busy, total, energy) -> None:  # type: ignore[no-untyped-def]
+    r = attribute([], {}, {}, 1.0, host_energy_j={"cpu": energy, "dram": energy / 10}, cpu_delta_s=cpu,
+                  host_busy_delta_s=busy, host_total_delta_s=total)
+    for comp, measured in (("cpu", energy), ("dram", energy / 10)):
+        pods_j = math.fsum(parts[comp] for parts in r.host_energy_j.values())
+        assert pods_j + r.host_unattributed_j[comp] == pytest.approx(measured, rel=1e-9, abs=1e-6)
+        if busy is not None and total:
+            assert pods_j <= measured * min(busy, total) / total * (1 + 1e-9) + 1e-6

@@ -25,6 +25,7 @@ SNAP = Snapshot(
     containers=(
         ContainerSeries(
             key("train", "trainer"),
+            1_700_000_000.0,
             {("GPU-0", "NVIDIA H100 80GB HBM3"): 600.0},
             {"cpu": 40.0, "dram": 4.0},
             {"NVIDIA H100 80GB HBM3": 10.0},
@@ -33,10 +34,12 @@ SNAP = Snapshot(
             100.0,
             2,
         ),
-        ContainerSeries(key("train", "loader"), {("GPU-0", "NVIDIA H100 80GB HBM3"): 150.0}, {"cpu": 10.0}, {}, 50.0, 60.0, 10.0, 0),
+        ContainerSeries(key("train", "loader"), 1_700_000_100.0, {("GPU-0", "NVIDIA H100 80GB HBM3"): 150.0}, {"cpu": 10.0}, {}, 50.0, 60.0, 10.0, 0),
     ),
     host_energy_j={"cpu": 500.0, "dram": 50.0},
+    host_unattributed_j={"cpu": 450.0, "dram": 46.0},
     host_estimated=False,
+    pod_starts={("ml", "train"): 1_700_000_000.0},
     sources=(SourceStatus("nvml", True, 0.0125), SourceStatus("kubelet", False, 0.5)),
     errors={("nvml", "nvmlDeviceGetPowerUsage"): 2},
 )
@@ -61,6 +64,8 @@ def test_levels_bound_cardinality() -> None:
     pod = render("pod")
     assert 'container=""' in pod and "trainer" not in pod
     assert 'mlfootprint_pod_gpu_energy_joules_total{container="",gpu_model="NVIDIA H100 80GB HBM3",gpu_uuid="GPU-0",namespace="ml",node="gpu-node-1",pod="train"} 750.0' in pod
+    # the pod-level counters keep the pod's start, not one of its containers' later ones
+    assert 'mlfootprint_pod_start_time_seconds{container="",namespace="ml",node="gpu-node-1",pod="train"} 1.7e+09' in pod
 
 
 def test_describe_has_no_samples() -> None:

@@ -30,6 +30,7 @@ def test_layers_later_wins(tmp_path: Path) -> None:
         ({}, {"pod_source": "file", "gpu_source": "sim"}, "pods_file is required"),
         ({}, {"pod_source": "kubernetes"}, "needs gpu_source=sim"),
         ({}, {"sample_interval_s": "2", "attribution_interval_s": "1"}, "attribution_interval_s must be >="),
+        ({}, {"sample_interval_s": "0.5", "swing_window_s": "0.5"}, "sample_interval_s must be shorter than swing_window_s"),
         ({"MLFOOTPRINT_EXPORTER_NO_SUCH": "1"}, {}, "no_such (environment MLFOOTPRINT_EXPORTER_NO_SUCH): unknown setting"),
     ],
 )

@@ -11,6 +11,7 @@ import pytest
 from mlfootprint.exporter.cgroups import CgroupReader
 from mlfootprint.exporter.model import ContainerInfo, ErrorCounter, GpuProcess
 from mlfootprint.exporter.monitor import Clock, Monitor
+from mlfootprint.exporter.state import load_state
 
 from .conftest import FIXTURES, FakeClock, FakeGpu, FakeGpuSource, FakePodSource, key
 
@@ -98,30 +99,126 @@ def test_ended_pod_kept_for_grace_then_dropped(clock: FakeClock) -> None:
     assert not any(c.key == A for c in mon.cycle().containers)
 
 
-def test_restart_with_state_file_continues_counters(clock: FakeClock, tmp_path: Path) -> None:
+def restart(mon: Monitor, clock: FakeClock, gpus: FakeGpuSource, state: Path, **kw) -> Monitor:  # type: ignore[no-untyped-def]
+    """A new process on the same node (as after kill -9: nothing is saved on the way out)."""
+    return Monitor("node-1", ErrorCounter(), gpu=gpus, pods=mon._pod_source, clock=clock, state_file=state, **kw)
+
+
+def test_restart_resumes_and_bills_the_downtime_to_the_same_holder(clock: FakeClock, tmp_path: Path) -> None:
     state = tmp_path / "state.json"
     mon, gpus, _ = make(clock, state_file=state)
     mon.cycle()
     clock.advance(1.0)
     gpus.gpus[0].energy_mj += 400_000
-    mon.cycle()
-    mon.save_state()
-    # restart: new monitor, same hardware counter moved on by 50 J while we were down
+    served = mon.cycle()  # checkpointed before it was served
+    start = next(c.start_unix for c in served.containers if c.key == A)
+    # kill -9: the hardware counter runs on by 50 J while no exporter is there
     gpus.gpus[0].energy_mj += 50_000
-    mon2 = Monitor("node-1", ErrorCounter(), gpu=gpus, pods=mon._pod_source, clock=clock, state_file=state)
-    clock.advance(1.0)
-    snap = mon2.cycle()  # baseline only: no doubled, no negative energy
-    assert pod_gpu(snap, A, G0) == pytest.approx(400.0)
+    clock.advance(5.0)
+    mon2 = restart(mon, clock, gpus, state)
+    assert pod_gpu(mon2.snapshot, A, G0) == pytest.approx(400.0)  # restored: never less than served
+    snap = mon2.cycle()
+    assert pod_gpu(snap, A, G0) == pytest.approx(450.0)  # the downtime is billed, once
+    a = next(c for c in snap.containers if c.key == A)
+    assert a.start_unix == start  # same counters: a consumer must not see a reset
+    assert a.allocation_s == {"NVIDIA H100 80GB HBM3": pytest.approx(1.0 + 5.0)}
     clock.advance(1.0)
     gpus.gpus[0].energy_mj += 100_000
     snap = mon2.cycle()
-    assert pod_gpu(snap, A, G0) == pytest.approx(500.0)
-    assert {s.uuid: s.energy_j for s in snap.gpus}[G0] == pytest.approx(500.0)
-    # a corrupt state file is reported and ignored, not fatal
-    state.write_text("{not json")
+    assert pod_gpu(snap, A, G0) == pytest.approx(550.0)
+    assert {s.uuid: s.energy_j for s in snap.gpus}[G0] == pytest.approx(550.0)
+    assert {s.uuid: s.idle_energy_j for s in snap.gpus}[G0] == pytest.approx(0.0)
+
+
+def test_restart_bills_a_gpu_whose_holder_changed_to_idle(clock: FakeClock, tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    mon, gpus, pods = make(clock, state_file=state)
+    mon.cycle()
+    clock.advance(1.0)
+    gpus.gpus[0].energy_mj += 100_000
+    mon.cycle()
+    gpus.gpus[0].energy_mj += 70_000  # used by somebody while we were down
+    pods.containers = [ContainerInfo(B, (("nvidia.com/gpu", G0),))]  # a ended, b holds G0 now
+    clock.advance(1.0)
+    snap = restart(mon, clock, gpus, state).cycle()
+    assert pod_gpu(snap, A, G0) == pytest.approx(100.0)
+    assert pod_gpu(snap, B, G0) == 0.0
+    assert {s.uuid: s.idle_energy_j for s in snap.gpus}[G0] == pytest.approx(70.0)
+
+
+def test_restart_without_state_file_starts_new_counters(clock: FakeClock, tmp_path: Path) -> None:
+    wall = FakeClock(1_700_000_000.0)
+    mon, gpus, _ = make(clock, wall_clock=wall)
+    mon.cycle()
+    first = next(c.start_unix for c in mon.snapshot.containers if c.key == A)
+    wall.advance(10.0)
+    mon2 = Monitor("node-1", ErrorCounter(), gpu=gpus, pods=mon._pod_source, clock=clock, wall_clock=wall)
+    snap = mon2.cycle()
+    assert next(c.start_unix for c in snap.containers if c.key == A) == first + 10.0
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        ("{not json", "not valid JSON"),
+        ('{"version": 2}', "node"),  # missing keys
+        ('{"version": 2, "node": "node-1", "saved_unix": 1, "clock_s": 0, "gpus": {"G": {"model": 3, "energy_j": "x", "idle_j": 0}}}', "gpus.G"),
+        ('{"version": 2, "node": "node-1", "saved_unix": 1, "clock_s": 0, "gpus": {"G": {"model": "m", "energy_j": NaN, "idle_j": 0}}}', "energy_j"),
+        ('{"version": 2, "node": "node-1", "saved_unix": 1, "clock_s": 0, "gpus": {"G": {"model": "m", "energy_j": -1e18, "idle_j": 0}}}', "energy_j"),
+        ('{"version": 2, "node": "other", "saved_unix": 1, "clock_s": 0}', "another node"),
+        ('{"version": 9}', "version"),
+        ("[]", "not a JSON object"),
+    ],
+)
+def test_a_bad_state_file_is_set_aside_and_the_exporter_starts(
+    clock: FakeClock, tmp_path: Path, content: str, why: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = tmp_path / "state.json"
+    state.write_text(content)
     errors = ErrorCounter()
-    Monitor("node-1", errors, clock=clock, state_file=state)
+    gpus = FakeGpuSource([FakeGpu(G0)])
+    pods = FakePodSource([ContainerInfo(A, (("nvidia.com/gpu", G0),))])
+    with caplog.at_level("ERROR"):
+        mon = Monitor("node-1", errors, gpu=gpus, pods=pods, clock=clock, state_file=state)
     assert errors.counts() == {("state", "load"): 1}
+    record = next(r for r in caplog.records if r.getMessage().startswith("state file invalid"))
+    assert why in record.reason  # type: ignore[attr-defined]
+    assert "-1e18" not in record.reason and "NaN" not in record.reason  # type: ignore[attr-defined]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("state.json.bad-")]
+    mon.cycle()
+    clock.advance(1.0)
+    gpus.gpus[0].energy_mj += 10_000
+    snap = mon.cycle()  # metering goes on, and a fresh checkpoint replaces the bad one
+    assert pod_gpu(snap, A, G0) == pytest.approx(10.0)
+    assert load_state(state, "node-1") is not None
+
+
+def test_version_1_state_is_migrated(clock: FakeClock, tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    state.write_text(
+        '{"version": 1, "node": "node-1", "gpus": {"GPU-0": {"model": "m", "energy_j": 10.0, "idle_j": 2.0, "swings": 1}},'
+        ' "host_j": {"cpu": 5.0}, "containers": [{"namespace": "ml", "pod": "a", "container": "main",'
+        ' "gpu_j": [["GPU-0", "m", 8.0]], "host_j": {"cpu": 1.0}, "alloc_s": {"m": 3.0}, "peak_w": 1.0, "min_w": 0.5,'
+        ' "swings": 1, "ended_at": null}]}'
+    )
+    errors = ErrorCounter()
+    mon = Monitor("node-1", errors, clock=clock, state_file=state)
+    assert errors.counts() == {}
+    assert pod_gpu(mon.snapshot, A, G0) == pytest.approx(8.0)
+    assert mon.snapshot.host_energy_j == {"cpu": 5.0}
+
+
+def test_state_document_round_trips_through_validation(clock: FakeClock, tmp_path: Path) -> None:
+    """The checkpoint is written as plain JSON for speed; the typed model must accept it."""
+    state = tmp_path / "state.json"
+    mon, gpus, _ = make(clock, state_file=state)
+    mon.cycle()
+    clock.advance(1.0)
+    gpus.gpus[0].energy_mj += 10_000
+    mon.cycle()
+    loaded = load_state(state, "node-1")
+    assert loaded is not None and loaded.gpus[G0].counter_mj == gpus.gpus[0].energy_mj
+    assert sorted((c.pod, c.gpu[0].energy_j if c.gpu else 0.0) for c in loaded.containers) == [("a", 10.0), ("b", 0.0)]
 
 
 def test_shared_gpu_through_cgroups(clock: FakeClock) -> None:

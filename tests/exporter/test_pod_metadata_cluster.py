@@ -359,11 +359,17 @@ def test_shared_gpu_energy_split_between_api_server_pods(
     for key in by_container:
         assert by_container[key].allocation_s[model] == pytest.approx((CYCLES - 1) * DT_S / REPLICAS)
 
-    # -- host energy by CPU-time share (cgroup CPU time found through the same identities)
+    # -- host energy by share of the host's CPU capacity (cgroup CPU time found through the
+    # same identities); /proc/stat moves by HOST_BUSY_S busy and as many idle seconds per cycle
+    capacity_s = 2 * HOST_BUSY_S
+    assert sum(cpu_rate.values()) <= HOST_BUSY_S  # the containers' time fits in the busy time
     for key, rate in cpu_rate.items():
         for comp, total_j in snap.host_energy_j.items():
             assert total_j > 0
-            assert by_container[key].host_energy_j[comp] == pytest.approx(total_j * rate / HOST_BUSY_S), (key, comp)
+            assert by_container[key].host_energy_j[comp] == pytest.approx(total_j * rate / capacity_s), (key, comp)
+    for comp, total_j in snap.host_energy_j.items():  # pods + unattributed == measured
+        pods_j = math.fsum(c.host_energy_j.get(comp, 0.0) for c in snap.containers)
+        assert pods_j + snap.host_unattributed_j[comp] == pytest.approx(total_j, rel=1e-12)
 
     # -- and the per-pod series render with the API server's names
     text = "\n".join(

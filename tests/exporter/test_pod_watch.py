@@ -315,7 +315,7 @@ def test_kubelet_pods_follow_their_sim_profile_annotation(kubelet: Kubelet) -> N
     try:
         listing = src.list(0.0)
         assert src.profiles(listing) == {held[0]: "training", held[1]: "training"}  # "other" has none: default
-        gpu.set_profiles(src.profiles(listing))
+        gpu.set_profiles(src.profiles(listing), 100.0)
         power = gpu.read_power(100.0)
         assert power[held[0]] > 500 and power[held[1]] > 500 and power[gpu.uuids[2]] < 100
     finally:

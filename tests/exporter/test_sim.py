@@ -6,8 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from mlfootprint.exporter.gpu_sim import SimulatedGpuSource, profile_power_w
-from mlfootprint.exporter.model import ErrorCounter
+from mlfootprint.exporter.gpu_sim import (
+    CHECKPOINT_PERIOD_S,
+    SimulatedGpuSource,
+    profile_edges,
+    profile_power_w,
+    read_device_file,
+)
+from mlfootprint.exporter.model import ContainerInfo, ErrorCounter, PodListing
 from mlfootprint.exporter.monitor import Monitor
 from mlfootprint.exporter.pods import FilePodSource, assign_gpus
 
@@ -94,6 +100,69 @@ def test_api_server_pods_assigned_and_profiles_follow_annotation() -> None:
     devices = {c.key.pod: [u for _r, u in c.device_ids] for c in listing.containers}
     assert devices == {"train": uuids[:2], "serve": uuids[2:3], "cpu-only": []}  # oldest first
     assert src.profiles(listing) == {uuids[0]: "training", uuids[1]: "training", uuids[2]: "inference"}
-    gpu.set_profiles(src.profiles(listing))
+    gpu.set_profiles(src.profiles(listing), 0.0)
     power = gpu.read_power(3600.0 * 10)
     assert power[uuids[3]] < 100 < power[uuids[0]]
+
+
+def test_device_file_keeps_counting_while_the_exporter_is_down(tmp_path: Path) -> None:
+    """Like NVML: the simulated devices' clock and counters outlive the exporter process."""
+    wall = FakeClock(1_700_000_000.0)
+    device = tmp_path / "gpus.json"
+    errors = ErrorCounter()
+    a = SimulatedGpuSource(errors, count=2, seed=5, node="n", device_file=device, time_factor=100.0, unix_clock=wall)
+    a.set_profiles({a.uuids[0]: "training"}, a.clock())
+    first = {r.uuid: r.energy_mj for r in a.read(a.clock())}
+    wall.advance(10.0)  # the exporter is down for 10 s = 1,000 simulated seconds
+    b = SimulatedGpuSource(errors, count=2, seed=5, node="n", device_file=device, time_factor=100.0, unix_clock=wall)
+    assert b.clock() == pytest.approx(a.clock())  # simulated time went on meanwhile
+    after = {r.uuid: r.energy_mj for r in b.read(b.clock())}
+    gained_j = {u: (after[u] - first[u]) / 1000.0 for u in first}
+    assert gained_j[a.uuids[0]] > 1000 * 0.5 * 700  # still training at the load it had
+    assert gained_j[a.uuids[1]] == pytest.approx(1000 * 70, rel=0.05)  # idle
+    oracle = read_device_file(device)
+    assert oracle[a.uuids[0]].energy_j == pytest.approx(after[a.uuids[0]] / 1000.0, abs=1e-3)
+    assert errors.counts() == {}
+
+
+def test_swings_are_sampled_on_the_simulated_clock() -> None:
+    """At 1440x a 2-minute checkpoint dip lasts 83 ms of wall time, shorter than the 100 ms
+    sampling: samples are taken on the simulated clock, so the dips are still counted."""
+    wall = FakeClock(1_700_000_000.0)
+    errors = ErrorCounter()
+    gpu = SimulatedGpuSource(errors, count=1, seed=2, node="n", time_factor=1440.0, unix_clock=wall)
+    pods = [ContainerInfo(key("train"), (("nvidia.com/gpu", gpu.uuids[0]),), profile="training")]
+
+    class Pods:
+        name = "pods"
+
+        def list(self, now_s: float) -> PodListing:
+            return PodListing(tuple(pods))
+
+        def close(self) -> None:
+            pass
+
+    mon = Monitor("n", errors, gpu=gpu, pods=Pods(), clock=gpu.clock, wall_clock=wall, swing_window_s=1.0)
+    mon.cycle()
+    for tick in range(600):  # one wall minute at 10 Hz = one simulated day
+        wall.advance(0.1)
+        mon.sample()
+        if tick % 10 == 9:
+            mon.cycle()
+    snap = mon.cycle()
+    checkpoints = 86400 / CHECKPOINT_PERIOD_S
+    assert snap.gpus[0].swings == pytest.approx(2 * checkpoints, abs=2)  # down and up at each checkpoint
+    train = next(c for c in snap.containers if c.key == key("train"))
+    assert train.swings == snap.gpus[0].swings
+    assert train.min_power_w < 0.2 * 700 < 0.8 * 700 < train.peak_power_w
+
+
+def test_profile_edges_are_the_power_steps() -> None:
+    phase = 100.0
+    edges = profile_edges("training", 0.0, 3600.0, phase)
+    assert edges == [1580.0, 1700.0, 3380.0, 3500.0]
+    for e in edges:
+        before = profile_power_w("training", e - 0.1, 700.0, 0, 0, phase)
+        at = profile_power_w("training", e, 700.0, 0, 0, phase)
+        assert abs(before - at) > 0.5 * 700
+    assert profile_edges("idle", 0.0, 3600.0, phase) == []

@@ -10,7 +10,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from mlfootprint.exporter.cgroups import CgroupReader
 from mlfootprint.exporter.collector import SnapshotCollector
-from mlfootprint.exporter.config import ExporterConfig
+from mlfootprint.exporter.config import ConfigError, ExporterConfig
 from mlfootprint.exporter.gpu_dcgm import DcgmGpuSource
 from mlfootprint.exporter.gpu_nvml import NvmlGpuSource
 from mlfootprint.exporter.gpu_sim import SimulatedGpuSource
@@ -39,6 +39,8 @@ def build_gpu(cfg: ExporterConfig, errors: ErrorCounter) -> GpuSource | None:
             seed=cfg.sim_seed,
             default_profile=cfg.sim_default_profile,
             node=cfg.node_name,
+            device_file=cfg.sim_device_file,
+            time_factor=cfg.sim_time_factor,
         )
     return None
 
@@ -59,6 +61,14 @@ def build_host(cfg: ExporterConfig, errors: ErrorCounter) -> HostSource | None:
     return None
 
 
+def _api_pods(cfg: ExporterConfig) -> KubernetesPods:
+    try:
+        return KubernetesPods(cfg.node_name, cfg.kubeconfig)
+    except Exception as exc:  # an unreadable kubeconfig, or no in-cluster service account
+        where = f"--kubeconfig {cfg.kubeconfig}" if cfg.kubeconfig else "--pod-source/--pod-metadata (in-cluster config)"
+        raise ConfigError(f"{where}: cannot set up the API client: {exc}") from exc
+
+
 def build_pods(cfg: ExporterConfig, errors: ErrorCounter, gpu: GpuSource | None) -> PodSource | None:
     def sim_uuids() -> list[str]:
         return list(getattr(gpu, "uuids", []))
@@ -68,7 +78,7 @@ def build_pods(cfg: ExporterConfig, errors: ErrorCounter, gpu: GpuSource | None)
         # Like an informer's WaitForCacheSync, give the first list a moment at start-up so the
         # first intervals already see the pods (if the API server is down, metering starts
         # anyway and the pods appear once it answers).
-        cache = KubernetesPods(cfg.node_name, cfg.kubeconfig).start()
+        cache = _api_pods(cfg).start()
         if not cache.wait_synced(POD_CACHE_SYNC_S):
             log.warning("pods not listed from the API server yet; metering starts without them",
                         extra={"node": cfg.node_name, "waited_s": POD_CACHE_SYNC_S})
@@ -89,6 +99,9 @@ def build_monitor(cfg: ExporterConfig, errors: ErrorCounter | None = None, clock
     errors = errors or ErrorCounter()
     gpu = build_gpu(cfg, errors)
     real_pods = cfg.pod_source == "kubelet"
+    if clock is None:
+        # simulated devices run on their own (possibly accelerated, persistent) clock
+        clock = gpu.clock if isinstance(gpu, SimulatedGpuSource) else Clock()
     return Monitor(
         node=cfg.node_name,
         errors=errors,
@@ -96,14 +109,14 @@ def build_monitor(cfg: ExporterConfig, errors: ErrorCounter | None = None, clock
         host=build_host(cfg, errors),
         pods=build_pods(cfg, errors, gpu),
         cgroups=CgroupReader(cfg.procfs_root, cfg.cgroup_root) if real_pods else None,
-        clock=clock or Clock(cfg.sim_time_factor if cfg.gpu_source == "sim" else 1.0),
+        clock=clock,
         idle_policy=cfg.idle_policy,
         swing_fraction=cfg.swing_fraction,
         swing_window_s=cfg.swing_window_s,
         ended_pod_grace_s=cfg.ended_pod_grace_s,
         state_file=cfg.state_file,
-        state_save_interval_s=cfg.state_save_interval_s,
-        wall_clock=time.monotonic,
+        wall_clock=time.time,
+        sample_interval_s=cfg.sample_interval_s,
     )
 
 

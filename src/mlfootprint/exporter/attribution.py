@@ -23,9 +23,14 @@ GPU rules, per device:
 Idle policy ``allocation``: the idle remainder of an *allocated* device is split among its
 holders by allocation fraction (an unallocated device stays idle).
 
-Host CPU/DRAM: each container gets ``E * cpu_c / max(host_busy, sum cpu)``, where ``cpu_c`` is
-the container's CPU seconds in the interval (cgroup ``cpu.stat``) and ``host_busy`` the
-host's busy CPU seconds (``/proc/stat``); the remainder (system, idle) is not attributed.
+Host CPU/DRAM: each container gets ``E * cpu_c / host_total``, where ``cpu_c`` is the
+container's CPU seconds in the interval (cgroup ``cpu.stat``) and ``host_total`` the host's
+CPU capacity in the interval (busy + idle CPU seconds, ``/proc/stat``); if the containers
+claim more than the host's measured busy time, their fractions are scaled down so that
+together they never get more than the host's busy share ``host_busy / host_total`` of the
+energy. The remainder (idle, system, processes outside pods) is *unattributed* and
+exported as such, so ``sum(pods) + unattributed == measured`` per component. Without
+``/proc/stat`` totals the share is ``cpu_c / max(host_busy, sum cpu)``.
 
 Allocation seconds (embodied shares, METHODOLOGY §4): whole GPU 1, replica
 ``replicas_held / replicas_of_device``, MIG ``slices / total_slices``, times the interval.
@@ -76,6 +81,7 @@ class Attribution:
     gpu_idle_j: Mapping[str, float] = field(default_factory=dict)
     gpu_shares: Mapping[str, Mapping[ContainerKey, float]] = field(default_factory=dict)
     host_energy_j: Mapping[ContainerKey, Mapping[str, float]] = field(default_factory=dict)
+    host_unattributed_j: Mapping[str, float] = field(default_factory=dict)
     allocation_s: Mapping[tuple[ContainerKey, str], float] = field(default_factory=dict)
 
 
@@ -190,14 +196,22 @@ def gpu_fractions(
 
 
 def host_fractions(
-    cpu_delta_s: Mapping[ContainerKey, float], host_busy_delta_s: float | None
+    cpu_delta_s: Mapping[ContainerKey, float],
+    host_busy_delta_s: float | None,
+    host_total_delta_s: float | None = None,
 ) -> dict[ContainerKey, float]:
-    """CPU-time shares of the host energy (sum <= 1)."""
-    positive = {c: d for c, d in cpu_delta_s.items() if d > 0}
-    total = math.fsum(positive.values())
-    denominator = max(total, host_busy_delta_s or 0.0)
-    if denominator <= 0:
+    """CPU-time shares of the host energy (sum <= the host's busy share <= 1)."""
+    positive = {c: d for c, d in cpu_delta_s.items() if d > 0 and math.isfinite(d)}
+    claimed = math.fsum(positive.values())
+    if claimed <= 0:
         return {}
+    if host_total_delta_s is not None and host_total_delta_s > 0:
+        busy = host_total_delta_s if host_busy_delta_s is None else min(max(host_busy_delta_s, 0.0), host_total_delta_s)
+        if claimed <= busy:
+            return {c: d / host_total_delta_s for c, d in positive.items()}
+        busy_share = busy / host_total_delta_s
+        return {c: d / claimed * busy_share for c, d in positive.items()}
+    denominator = max(claimed, host_busy_delta_s or 0.0)
     return {c: d / denominator for c, d in positive.items()}
 
 
@@ -210,6 +224,7 @@ def attribute(
     host_energy_j: Mapping[str, float] | None = None,
     cpu_delta_s: Mapping[ContainerKey, float] | None = None,
     host_busy_delta_s: float | None = None,
+    host_total_delta_s: float | None = None,
 ) -> Attribution:
     """Attribute one interval. Pure: same inputs, same output; never negative energy."""
     gpu_energy: dict[tuple[ContainerKey, str], float] = {}
@@ -231,7 +246,12 @@ def attribute(
             k = (h.container, dev.model)
             allocation[k] = allocation.get(k, 0.0) + h.fraction * max(duration_s, 0.0)
     host: dict[ContainerKey, dict[str, float]] = {}
-    if host_energy_j and cpu_delta_s:
-        for c, f in host_fractions(cpu_delta_s, host_busy_delta_s).items():
-            host[c] = {comp: max(e, 0.0) * f for comp, e in host_energy_j.items()}
-    return Attribution(gpu_energy, idle, shares, host, allocation)
+    measured = {comp: (max(e, 0.0) if math.isfinite(e) else 0.0) for comp, e in (host_energy_j or {}).items()}
+    unattributed = dict(measured)
+    if measured and cpu_delta_s:
+        for c, f in host_fractions(cpu_delta_s, host_busy_delta_s, host_total_delta_s).items():
+            host[c] = {comp: e * f for comp, e in measured.items()}
+            for comp in measured:
+                unattributed[comp] -= host[c][comp]
+    unattributed = {comp: max(e, 0.0) for comp, e in unattributed.items()}
+    return Attribution(gpu_energy, idle, shares, host, unattributed, allocation)

@@ -76,9 +76,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         monitor = build_monitor(cfg)
-    except Exception as exc:  # e.g. an unreadable kubeconfig or no in-cluster service account
-        where = f"--kubeconfig {cfg.kubeconfig}" if cfg.kubeconfig else "--pod-source/--pod-metadata (in-cluster config)"
-        print(f"mlfootprint exporter: {where}: cannot set up the API client: {exc}", file=sys.stderr)
+    except ConfigError as exc:  # e.g. an unreadable kubeconfig or no in-cluster service account
+        print(f"mlfootprint exporter: {exc}", file=sys.stderr)
         return 2
     registry = build_registry(monitor, cfg)
     if args.once:

@@ -46,6 +46,12 @@ def _families(with_pods: bool) -> dict[str, Metric]:
             "Host energy by component (cpu, dram); estimated=true from the utilisation model.",
             labels=["node", "component", "estimated"],
         ),
+        "host_unattributed": CounterMetricFamily(
+            "mlfootprint_host_unattributed_energy_joules",
+            "Host energy attributed to no pod (idle, system, processes outside pods): "
+            "sum(pods) + unattributed == measured.",
+            labels=["node", "component", "estimated"],
+        ),
     }
     if with_pods:
         f |= {
@@ -73,6 +79,12 @@ def _families(with_pods: bool) -> dict[str, Metric]:
             ),
             "pod_swings": CounterMetricFamily(
                 "mlfootprint_pod_power_swings", "Swings of the container's attributed GPU power.", labels=POD_LABELS
+            ),
+            "pod_start": GaugeMetricFamily(
+                "mlfootprint_pod_start_time_seconds",
+                "Unix time the exporter started counting the container's counters; they start from "
+                "zero again only when this changes.",
+                labels=POD_LABELS,
             ),
         }
     f |= {
@@ -112,6 +124,8 @@ class SnapshotCollector(Collector):
         estimated = "true" if snap.host_estimated else "false"
         for comp in sorted(snap.host_energy_j):
             f["host"].add_metric([node, comp, estimated], snap.host_energy_j[comp])
+        for comp in sorted(snap.host_unattributed_j):
+            f["host_unattributed"].add_metric([node, comp, estimated], snap.host_unattributed_j[comp])
         if self._level != "node":
             self._pods(f, snap)
         for s in snap.sources:
@@ -129,9 +143,11 @@ class SnapshotCollector(Collector):
             containers = _by_pod(snap)
         pod_gpu, pod_host, pod_alloc = f["pod_gpu"], f["pod_host"], f["pod_alloc"]
         pod_power, pod_peak, pod_min, pod_swings = f["pod_power"], f["pod_peak"], f["pod_min"], f["pod_swings"]
+        pod_start = f["pod_start"]
         for c in containers:
             k = c.key
             base = [node, k.namespace, k.pod, k.container]
+            pod_start.add_metric(base, c.start_unix)
             for (uuid, model), joules in c.gpu_energy_j.items():
                 pod_gpu.add_metric([*base, uuid, model], joules)
             for comp, joules in c.host_energy_j.items():
@@ -153,8 +169,9 @@ def _by_pod(snap: Snapshot) -> tuple:  # type: ignore[type-arg]
     for c in snap.containers:
         m = merged.setdefault(
             (c.key.namespace, c.key.pod),
-            {"gpu": {}, "host": {}, "alloc": {}, "power": 0.0, "peak": 0.0, "min": 0.0, "swings": 0},
+            {"gpu": {}, "host": {}, "alloc": {}, "power": 0.0, "peak": 0.0, "min": 0.0, "swings": 0, "start": c.start_unix},
         )
+        m["start"] = min(m["start"], c.start_unix)
         for k, v in c.gpu_energy_j.items():
             m["gpu"][k] = m["gpu"].get(k, 0.0) + v
         for k, v in c.host_energy_j.items():
@@ -167,7 +184,8 @@ def _by_pod(snap: Snapshot) -> tuple:  # type: ignore[type-arg]
         m["swings"] += c.swings
     return tuple(
         ContainerSeries(
-            ContainerKey(ns, pod, ""), m["gpu"], m["host"], m["alloc"], m["power"], m["peak"], m["min"], m["swings"]
+            ContainerKey(ns, pod, ""), snap.pod_starts.get((ns, pod), m["start"]),
+            m["gpu"], m["host"], m["alloc"], m["power"], m["peak"], m["min"], m["swings"],
         )
         for (ns, pod), m in sorted(merged.items())
     )

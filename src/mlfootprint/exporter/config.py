@@ -77,8 +77,14 @@ class ExporterConfig(BaseModel):
         "none", description="Idle energy of allocated GPUs: none (stays idle) or allocation (split among holders)."
     )
     ended_pod_grace_s: float = Field(600.0, ge=0, description="Keep an ended container's final energy visible this long, in wall-clock seconds (also under --sim-time-factor).")
-    state_file: Path | None = Field(None, description="Persist cumulative totals here so counters continue across restarts.")
-    state_save_interval_s: float = Field(30.0, gt=0, description="How often to write the state file, s.")
+    state_file: Path | None = Field(
+        None,
+        description="Checkpoint the counters here every interval (before serving them) so they continue across restarts and the downtime is billed.",
+    )
+    sim_device_file: Path | None = Field(
+        None,
+        description="Where the simulated GPUs keep their clock and energy counters, so they keep counting while the exporter is down, as NVML's do (gpu_source=sim).",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     log_format: Literal["json", "text"] = Field("json", description="Log format.")
 
@@ -94,6 +100,11 @@ class ExporterConfig(BaseModel):
     def _consistent(self) -> ExporterConfig:
         if self.attribution_interval_s < self.sample_interval_s:
             raise ValueError("attribution_interval_s must be >= sample_interval_s")
+        if self.sample_interval_s >= self.swing_window_s:
+            raise ValueError(
+                "sample_interval_s must be shorter than swing_window_s: two samples must fit in one swing "
+                "window, or no swing can ever be counted"
+            )
         if self.pod_source == "file" and self.pods_file is None:
             raise ValueError("pods_file is required when pod_source=file")
         if self.pod_source in ("file", "kubernetes") and self.gpu_source != "sim":
@@ -132,7 +143,7 @@ def load_config(
     for name, value in (env or {}).items():
         if name.startswith(ENV_PREFIX):
             key = name[len(ENV_PREFIX) :].lower()
-            merged[key] = None if value == "" and key in ("pods_file", "kubeconfig", "state_file") else value
+            merged[key] = None if value == "" and key in ("pods_file", "kubeconfig", "state_file", "sim_device_file") else value
             origin[key] = f"environment {name}"
     for key, value in (flags or {}).items():
         if value is not None:

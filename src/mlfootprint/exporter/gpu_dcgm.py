@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from mlfootprint.exporter.model import ErrorCounter, GpuReading, SourceUnavailable
+from mlfootprint.exporter.model import ErrorCounter, GpuReading, HardwareGpuSource, SourceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def parse_dcgm_metrics(text: str) -> dict[str, _Gpu]:
     return gpus
 
 
-class DcgmGpuSource:
+class DcgmGpuSource(HardwareGpuSource):
     """dcgm-exporter backend; ``url`` e.g. ``http://localhost:9400/metrics``."""
 
     name = "dcgm"

@@ -21,7 +21,14 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from mlfootprint.exporter.model import ErrorCounter, GpuProcess, GpuReading, MigInstance, SourceUnavailable
+from mlfootprint.exporter.model import (
+    ErrorCounter,
+    GpuProcess,
+    GpuReading,
+    HardwareGpuSource,
+    MigInstance,
+    SourceUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +51,7 @@ class _Device:
     mig_handles: list[tuple[Any, str, int]] = field(default_factory=list)  # (handle, uuid, slices)
 
 
-class NvmlGpuSource:
+class NvmlGpuSource(HardwareGpuSource):
     """Real NVML backend."""
 
     name = "nvml"

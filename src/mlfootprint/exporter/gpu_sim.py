@@ -9,21 +9,40 @@ Profiles (per GPU, set from the holding pod's annotation ``mlfootprint.io/sim-pr
 * ``failing``: a crash loop — 10 minutes at training power, 5 minutes idle (back-off);
 * ``idle``: ~10 % of max (an H100 idles around 60-70 W of 700 W).
 
-Times are the monitor's clock, which may be accelerated (``--sim-time-factor``; the demo
-runs a day in about a minute). Energy is a cumulative counter in mJ, integrated from the
-power function, like NVML's ``nvmlDeviceGetTotalEnergyConsumption``.
+Like real hardware, the simulated devices live on their own clock and keep their own energy
+counters (mJ, integrated from the power function, like NVML's
+``nvmlDeviceGetTotalEnergyConsumption``). With a *device file* the devices outlive the
+exporter process: the clock is a pure function of wall time anchored in that file
+(``sim = anchor_sim + factor * (unix - anchor_unix)``) and each counter is saved there, so
+after an exporter restart (or ``kill -9``) the counters have kept counting through the
+downtime at the load the GPU last had, exactly as NVML's do. Tests read the file
+(:func:`read_device_file`) to know the true energy. Without a file the devices live in the
+process (unit tests).
+
+Sampling happens on the simulated clock: :meth:`SimulatedGpuSource.power_trace` returns the
+samples a sampler with the configured interval would have taken *in simulated time* where
+the power changes (checkpoint dips, crash-loop edges) plus the latest one, so swings are
+counted under ``--sim-time-factor`` too (a 2-minute dip lasts 83 ms of wall time at 1440x).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import math
+import os
 import random
+import tempfile
+import time
 import uuid as uuidlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
-from mlfootprint.exporter.model import ErrorCounter, GpuReading
+from mlfootprint.exporter.model import ErrorCounter, GpuReading, PowerTrace
+
+log = logging.getLogger(__name__)
 
 PROFILES = ("training", "inference", "idle", "failing")
 
@@ -35,6 +54,9 @@ CHECKPOINT_PERIOD_S = 1800.0
 CHECKPOINT_LENGTH_S = 120.0
 FAIL_PERIOD_S = 900.0
 FAIL_RUN_S = 600.0
+#: at most this many power edges are replayed per trace (a long pause of the sampler)
+MAX_TRACE_EDGES = 64
+DEVICE_FILE_VERSION = 1
 
 
 def _noise(seed: int, index: int, bucket: int) -> float:
@@ -69,6 +91,47 @@ def profile_power_w(profile: str, t_s: float, max_w: float, seed: int, index: in
     return idle_w
 
 
+def profile_edges(profile: str, since_s: float, now_s: float, phase_s: float) -> list[float]:
+    """Times in ``(since_s, now_s]`` where the profile's power steps (pure)."""
+    if profile == "training":
+        period, offsets = CHECKPOINT_PERIOD_S, (CHECKPOINT_PERIOD_S - CHECKPOINT_LENGTH_S, 0.0)
+    elif profile == "failing":
+        period, offsets = FAIL_PERIOD_S, (FAIL_RUN_S, 0.0)
+    else:
+        return []
+    edges: list[float] = []
+    for offset in offsets:
+        # t + phase = k * period + offset
+        k = math.floor((since_s + phase_s - offset) / period) + 1
+        while True:
+            t = k * period + offset - phase_s
+            if t > now_s:
+                break
+            if t > since_s:
+                edges.append(t)
+            k += 1
+    edges.sort()
+    return edges[-MAX_TRACE_EDGES:]
+
+
+class SimClock:
+    """Simulated seconds as a pure function of wall time:
+    ``anchor_sim + factor * (unix_now - anchor_unix)``. Continues across process restarts
+    when the anchor is kept (the device file keeps it)."""
+
+    def __init__(self, factor: float, anchor_unix: float, anchor_sim: float, now: Callable[[], float] = time.time) -> None:
+        self.factor = factor
+        self.anchor_unix = anchor_unix
+        self.anchor_sim = anchor_sim
+        self._now = now
+
+    def at(self, unix_s: float) -> float:
+        return self.anchor_sim + self.factor * (unix_s - self.anchor_unix)
+
+    def __call__(self) -> float:
+        return self.at(self._now())
+
+
 @dataclass
 class _SimGpu:
     uuid: str
@@ -76,10 +139,36 @@ class _SimGpu:
     phase_s: float
     energy_mj: float
     last_t_s: float | None = None
+    profile: str | None = None
+
+
+@dataclass(frozen=True)
+class DeviceRecord:
+    """One simulated GPU as its device file holds it (the test oracle's view)."""
+
+    uuid: str
+    t_s: float
+    energy_j: float
+    profile: str | None
+
+
+def read_device_file(path: Path) -> dict[str, DeviceRecord]:
+    """The simulated GPUs' counters as last written (uuid -> record)."""
+    doc = json.loads(Path(path).read_text())
+    return {
+        g["uuid"]: DeviceRecord(g["uuid"], float(g["t_s"]), float(g["energy_mj"]) / 1000.0, g.get("profile"))
+        for g in doc["gpus"]
+        if g.get("t_s") is not None
+    }
 
 
 class SimulatedGpuSource:
-    """``count`` simulated GPUs of ``model`` with power limit ``max_power_w``."""
+    """``count`` simulated GPUs of ``model`` with power limit ``max_power_w``.
+
+    ``device_file``: where the devices keep their clock anchor and counters (see module doc);
+    ``time_factor``: simulated seconds per wall second. ``clock`` is the devices' clock, which
+    the monitor uses as its measurement clock.
+    """
 
     name = "sim"
 
@@ -92,12 +181,16 @@ class SimulatedGpuSource:
         seed: int = 0,
         default_profile: str = "idle",
         node: str = "",
+        device_file: Path | None = None,
+        time_factor: float = 1.0,
+        unix_clock: Callable[[], float] = time.time,
     ) -> None:
         self._errors = errors
         self._model = model
         self._max_w = max_power_w
         self._seed = seed
         self._default = default_profile
+        self._device_file = Path(device_file) if device_file is not None else None
         rng = random.Random(f"{seed}:{node}")
         self._gpus = [
             _SimGpu(
@@ -108,19 +201,79 @@ class SimulatedGpuSource:
             )
             for i in range(count)
         ]
-        self._profiles: dict[str, str] = {}
+        now = unix_clock()
+        self.clock = SimClock(time_factor, now, now, unix_clock)
+        if self._device_file is not None:
+            self._load_device_file(self._device_file, now, time_factor, unix_clock)
 
     @property
     def uuids(self) -> list[str]:
         return [g.uuid for g in self._gpus]
 
-    def set_profiles(self, profiles: Mapping[str, str]) -> None:
-        """GPU UUID -> profile name; GPUs not mentioned run the default profile."""
-        self._profiles = {u: p for u, p in profiles.items() if p in PROFILES}
+    # -- the devices outliving the process
+    def _load_device_file(self, path: Path, now: float, factor: float, unix_clock: Callable[[], float]) -> None:
+        try:
+            doc = json.loads(path.read_text())
+            if doc.get("version") != DEVICE_FILE_VERSION:
+                raise ValueError("unknown version")
+            old = SimClock(float(doc["factor"]), float(doc["anchor_unix"]), float(doc["anchor_sim"]))
+            saved = {g["uuid"]: g for g in doc["gpus"]}
+            values = [(float(g["energy_mj"]), g.get("t_s"), g.get("profile")) for g in saved.values()]
+            if not all(math.isfinite(e) and e >= 0 for e, _t, _p in values):
+                raise ValueError("counter out of range")
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            log.warning("simulated device file unusable; devices start afresh", extra={"path": str(path), "reason": str(e)})
+            return
+        # re-anchor where the old clock is now: simulated time continues, at the new factor
+        self.clock = SimClock(factor, now, old.at(now), unix_clock)
+        for gpu in self._gpus:
+            g = saved.get(gpu.uuid)
+            if g is None:
+                continue
+            gpu.energy_mj = float(g["energy_mj"])
+            gpu.last_t_s = None if g.get("t_s") is None else float(g["t_s"])
+            gpu.profile = g.get("profile") if g.get("profile") in PROFILES else None
+
+    def _save_device_file(self) -> None:
+        if self._device_file is None:
+            return
+        doc = {
+            "version": DEVICE_FILE_VERSION,
+            "factor": self.clock.factor,
+            "anchor_unix": self.clock.anchor_unix,
+            "anchor_sim": self.clock.anchor_sim,
+            "gpus": [
+                {"uuid": g.uuid, "t_s": g.last_t_s, "energy_mj": g.energy_mj, "profile": g.profile} for g in self._gpus
+            ],
+        }
+        try:
+            self._device_file.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".sim-", dir=self._device_file.parent)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(doc, fh)
+            os.replace(tmp, self._device_file)
+        except OSError:
+            self._errors.inc(self.name, "device_file")
+
+    # -- GpuSource
+    def set_profiles(self, profiles: Mapping[str, str | None], now_s: float) -> None:
+        """GPU UUID -> profile name; GPUs not mentioned run the default profile. The load
+        changes at ``now_s``: energy up to then is integrated at the previous load first."""
+        now = now_s
+        for gpu in self._gpus:
+            wanted = profiles.get(gpu.uuid)
+            wanted = wanted if wanted in PROFILES else None
+            if wanted != gpu.profile:
+                self._advance(gpu, now)
+                gpu.profile = wanted
+
+    def _profile(self, gpu: _SimGpu) -> str:
+        return gpu.profile or self._default
 
     def _power(self, gpu: _SimGpu, t_s: float) -> float:
-        profile = self._profiles.get(gpu.uuid, self._default)
-        return profile_power_w(profile, t_s, self._max_w, self._seed, gpu.index, gpu.phase_s)
+        return profile_power_w(self._profile(gpu), t_s, self._max_w, self._seed, gpu.index, gpu.phase_s)
 
     def _advance(self, gpu: _SimGpu, now_s: float) -> None:
         if gpu.last_t_s is None or now_s <= gpu.last_t_s:
@@ -152,10 +305,29 @@ class SimulatedGpuSource:
                     max_power_w=self._max_w,
                 )
             )
+        self._save_device_file()
         return out
 
     def read_power(self, now_s: float) -> dict[str, float]:
         return {gpu.uuid: self._power(gpu, now_s) for gpu in self._gpus}
+
+    def power_trace(self, since_s: float | None, now_s: float, interval_s: float) -> PowerTrace:
+        """Samples in ``(since_s, now_s]`` on the simulated clock: at each power step the
+        sample one ``interval_s`` before it and the one at it, then the sample at now."""
+        out: PowerTrace = {}
+        for gpu in self._gpus:
+            samples: list[tuple[float, float]] = []
+            if since_s is not None:
+                for edge in profile_edges(self._profile(gpu), since_s, now_s, gpu.phase_s):
+                    before = edge - interval_s
+                    if before > since_s and (not samples or before > samples[-1][0]):
+                        samples.append((before, self._power(gpu, before)))
+                    if not samples or edge > samples[-1][0]:
+                        samples.append((edge, self._power(gpu, edge)))
+            if not samples or now_s > samples[-1][0]:
+                samples.append((now_s, self._power(gpu, now_s)))
+            out[gpu.uuid] = samples
+        return out
 
     def close(self) -> None:
         pass

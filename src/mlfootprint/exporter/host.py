@@ -103,13 +103,13 @@ class RaplHostSource:
                 continue
             counters[label] = (energy, max_range)
             components[label] = component
-        busy = None
+        busy = total = None
         if self._procfs is not None:
             try:
-                busy = read_proc_stat(self._procfs)[0]
+                busy, total, _cpus = read_proc_stat(self._procfs)
             except (OSError, ValueError):
                 self._errors.inc(self.name, "proc_stat")
-        return HostReading(now_s, False, counters, components, {}, busy)
+        return HostReading(now_s, False, counters, components, {}, busy, total)
 
 
 def _read(path: Path) -> str | None:
@@ -153,7 +153,7 @@ class ModelHostSource:
         self._prev = (busy, total)
         util = min(max(util, 0.0), 1.0)
         cpu_w = cpus * (self._idle + (self._max - self._idle) * util)
-        return HostReading(now_s, True, {}, {}, {"cpu": cpu_w, "dram": mem_gb * self._dram}, busy)
+        return HostReading(now_s, True, {}, {}, {"cpu": cpu_w, "dram": mem_gb * self._dram}, busy, total)
 
 
 class SimHostSource:
@@ -170,4 +170,5 @@ class SimHostSource:
         util = 0.35 + 0.1 * math.sin(w * now_s)
         busy_s = self._cpus * (0.35 * now_s - 0.1 / w * math.cos(w * now_s))
         cpu_w = self._cpus * (CCF_IDLE_W_PER_CPU + (CCF_MAX_W_PER_CPU - CCF_IDLE_W_PER_CPU) * util)
-        return HostReading(now_s, True, {}, {}, {"cpu": cpu_w, "dram": self._mem_gb * CCF_DRAM_W_PER_GB}, busy_s)
+        dram_w = self._mem_gb * CCF_DRAM_W_PER_GB
+        return HostReading(now_s, True, {}, {}, {"cpu": cpu_w, "dram": dram_w}, busy_s, self._cpus * now_s)

@@ -74,6 +74,10 @@ class GpuReading:
     activity: float | None = None  # device-level 0-1 (DCGM), informative
 
 
+#: GPU UUID -> power samples (time on the monitor clock, W), oldest first
+PowerTrace = dict[str, list[tuple[float, float]]]
+
+
 @runtime_checkable
 class GpuSource(Protocol):
     """A GPU backend: NVML, DCGM (dcgm-exporter) or simulated."""
@@ -88,7 +92,29 @@ class GpuSource(Protocol):
         """Fast path for sub-second sampling: power in W per GPU UUID."""
         ...
 
+    def power_trace(self, since_s: float | None, now_s: float, interval_s: float) -> PowerTrace:
+        """The power samples since the last call (hardware: one sample, now)."""
+        ...
+
+    def set_profiles(self, profiles: Mapping[str, str | None], now_s: float) -> None:
+        """Which load (the holding pod's ``mlfootprint.io/sim-profile``) each GPU runs;
+        only simulated devices act on it."""
+        ...
+
     def close(self) -> None: ...
+
+
+class HardwareGpuSource:
+    """Defaults of the :class:`GpuSource` methods that only simulation needs."""
+
+    def read_power(self, now_s: float) -> dict[str, float]:
+        raise NotImplementedError
+
+    def power_trace(self, since_s: float | None, now_s: float, interval_s: float) -> PowerTrace:
+        return {uuid: [(now_s, w)] for uuid, w in self.read_power(now_s).items()}
+
+    def set_profiles(self, profiles: Mapping[str, str | None], now_s: float) -> None:
+        pass
 
 
 # ---------------------------------------------------------------- host
@@ -98,14 +124,16 @@ class GpuSource(Protocol):
 class HostReading:
     """Host energy counters. ``counters_uj`` maps zone name (e.g. ``package-0``,
     ``package-0/dram``) -> (energy_uj, max_energy_range_uj) for RAPL; for the estimated
-    model ``power_w`` maps component -> watts instead."""
+    model ``power_w`` maps component -> watts instead. ``busy_cpu_s`` / ``total_cpu_s``:
+    cumulative busy and total (busy + idle) CPU seconds of the whole host (``/proc/stat``)."""
 
     timestamp_s: float
     estimated: bool
     counters_uj: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     zone_component: Mapping[str, str] = field(default_factory=dict)  # zone -> cpu|dram
     power_w: Mapping[str, float] = field(default_factory=dict)
-    busy_cpu_s: float | None = None  # cumulative busy CPU seconds of the whole host
+    busy_cpu_s: float | None = None
+    total_cpu_s: float | None = None
 
 
 class HostSource(Protocol):
@@ -174,6 +202,8 @@ class GpuSeries:
 @dataclass(frozen=True, slots=True)
 class ContainerSeries:
     key: ContainerKey
+    #: unix time the exporter started counting the container: its counters' identity
+    start_unix: float
     gpu_energy_j: Mapping[tuple[str, str], float]  # (gpu_uuid, gpu_model) -> J
     host_energy_j: Mapping[str, float]  # cpu|dram -> J
     allocation_s: Mapping[str, float]  # gpu_model -> device-seconds
@@ -199,6 +229,9 @@ class Snapshot:
     gpus: tuple[GpuSeries, ...] = ()
     containers: tuple[ContainerSeries, ...] = ()
     host_energy_j: Mapping[str, float] = field(default_factory=dict)  # cpu|dram -> J
+    host_unattributed_j: Mapping[str, float] = field(default_factory=dict)  # cpu|dram -> J
     host_estimated: bool = False
+    #: (namespace, pod) -> start time of the pod-level (``metrics_level=pod``) counters
+    pod_starts: Mapping[tuple[str, str], float] = field(default_factory=dict)
     sources: tuple[SourceStatus, ...] = ()
     errors: Mapping[tuple[str, str], int] = field(default_factory=dict)
