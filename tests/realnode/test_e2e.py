@@ -274,14 +274,16 @@ def test_allocated_gpus_follow_the_pods_sim_profile(release: Release) -> None:
     def powers() -> dict[str, float]:
         return {lab["gpu_uuid"]: v for lab, v in release.exporter_metrics()["mlfootprint_gpu_power_watts"]}
 
-    p = wait_until(lambda: (lambda w: w if all(w[u] > 400 for u in held) else None)(powers()), 30,
+    # training: ~85 % of 700 W, or ~15 % (>= 101 W) during its 2-minute checkpoint every 30
+    # minutes; idle: ~10 % (<= 72 W). Nothing else runs at more than 72 W.
+    p = wait_until(lambda: (lambda w: w if all(w[u] > 95 for u in held) else None)(powers()), 30,
                    "training power on the Job's GPUs")
     assert isinstance(p, dict)
     for u in uuids:
-        if u not in held:
-            assert p[u] < 100, (u, p[u])  # idle (~70 W of 700 W)
+        if u in held:
+            assert p[u] > 95, (u, p[u])
         else:
-            assert p[u] > 400, (u, p[u])  # training (~85 % of 700 W, or a checkpoint dip)
+            assert p[u] < 80, (u, p[u])
 
 
 def test_busy_container_gets_more_host_energy_than_its_idle_sibling(release: Release) -> None:
