@@ -42,9 +42,10 @@ class BuiltImage:
     import_s: float
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
-    """A dev cluster with a real worker node (and one kwok GPU node), for the whole session."""
+    """A dev cluster with a real worker node (and one kwok GPU node), for one test module
+    (only one real node can run on a machine: modules that start their own come after)."""
     dev = DevCluster(tmp_path_factory.mktemp("realnode"), gpu_nodes=KWOK_NODES, real_node=True, die_with_parent=True)
     error = None
     t0 = time.monotonic()
@@ -73,7 +74,7 @@ def built_image(tmp_path_factory: pytest.TempPathFactory) -> BuiltImage:
     return BuiltImage(IMAGE_REF, out, time.monotonic() - t0, 0.0)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def node_image(real_cluster: DevCluster, built_image: BuiltImage) -> BuiltImage:
     """The image, imported into the real node's containerd (pods use imagePullPolicy Never)."""
     t0 = time.monotonic()
@@ -136,3 +137,31 @@ def pid_gone(pid: int) -> bool:
 
 def is_root() -> bool:
     return os.geteuid() == 0
+
+
+def host_state() -> dict[str, object]:
+    """What a real node may leave on the host outside its state directory."""
+    from mlfootprint.devcluster import node as rn  # noqa: PLC0415
+
+    def exists(*paths: str) -> dict[str, bool]:
+        return {p: Path(p).exists() for p in paths}
+
+    chains = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    shims = [p.name for p in Path("/proc").iterdir() if p.name.isdigit() and _cmd(p).startswith("containerd-shim")]
+    return {
+        "mounts": sorted({line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()}),
+        "cgroups": sorted(str(c) for c in rn.kubepods_cgroups()),
+        "links": sorted(p.name for p in Path("/sys/class/net").iterdir()),
+        "iptables": sorted(line for line in chains.splitlines() if "KUBE" in line or "CNI" in line or "mlf" in line),
+        "paths": exists("/var/lib/kubelet", "/run/containerd", "/var/lib/cni", "/var/log/containers",
+                        "/run/mlfootprint", "/usr/libexec/kubernetes", "/var/lib/mlfootprint", "/run/netns"),
+        "kernel": rn.read_kernel_settings(),
+        "shims": shims,
+    }
+
+
+def _cmd(proc: Path) -> str:
+    try:
+        return (proc / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace").rsplit("/", 1)[-1]
+    except OSError:
+        return ""

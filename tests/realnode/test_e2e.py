@@ -181,6 +181,37 @@ def _installed(cluster: DevCluster) -> bool:
     return proc.returncode == 0
 
 
+# ----------------------------------------------------------------- the node itself
+
+
+def test_real_node_beside_kwok_and_kubelet_refuses_anonymous(real_cluster: DevCluster) -> None:
+    """The real node registers with its node certificate beside the kwok node; its kubelet API
+    refuses anonymous requests and serves the API server's client certificate (logs, exec)."""
+    import ssl  # noqa: PLC0415
+    import urllib.error  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    node = real_cluster.node
+    assert node is not None
+    nodes = {n["metadata"]["name"]: n for n in kubectl_json(real_cluster, "get", "nodes")["items"]}
+    assert set(nodes) == {node.name, "kwok-gpu-0"}
+    for n in nodes.values():
+        assert {c["type"]: c["status"] for c in n["status"]["conditions"]}["Ready"] == "True"
+    real = nodes[node.name]
+    assert real["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
+    assert real["status"]["allocatable"]["nvidia.com/gpu"] == str(node.gpus)
+    assert {"type": "InternalIP", "address": node.ip} in real["status"]["addresses"]
+    pki = real_cluster.state_dir / "pki"
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))  # the kubelet's serving cert is from the CA
+    url = f"https://{node.ip}:10250/pods"
+    with pytest.raises(urllib.error.HTTPError) as anonymous:
+        urllib.request.urlopen(url, context=ctx, timeout=10)
+    assert anonymous.value.code == 401
+    ctx.load_cert_chain(str(pki / "apiserver-kubelet-client.crt"), str(pki / "apiserver-kubelet-client.key"))
+    with urllib.request.urlopen(url, context=ctx, timeout=10) as resp:
+        assert json.loads(resp.read())["kind"] == "PodList"
+
+
 # ----------------------------------------------------------------- issue 17 #6 (before install)
 
 

@@ -10,12 +10,14 @@ docs/dev-cluster.md. Everything lives in one state directory::
     pki/         CA, serving and client certificates, service-account keys
     etcd/        etcd data
     logs/        one log per process
-    node/        the real node (configs, containerd root and state, the kubelet's root dir)
+    the real node's own directory (configs, containerd root and state, the kubelet's root dir)
+    is /var/lib/mlfootprint/nodes/<id> (unix socket paths must be short); its logs are in logs/
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import os
@@ -420,7 +422,7 @@ class DevCluster:
         return rn.NodeRecord(
             name=name,
             ip=ip,
-            dir=str(self.state_dir / "node"),
+            dir=str(rn.NODE_ROOT / hashlib.sha256(str(self.state_dir).encode()).hexdigest()[:10]),
             cluster_dir=str(self.state_dir),
             gpus=self._real_node_gpus,
             seed=self._real_node_seed,

@@ -57,6 +57,11 @@ CNI_CACHE_DIR = Path("/var/lib/cni")
 CONTAINERD_RUN_DIR = Path("/run/containerd")  # containerd 1.6 shims' sockets: /run/containerd/s/<hash>
 CONTAINER_LOG_LINKS = Path("/var/log/containers")  # the kubelet's fixed symlink directory
 REGISTRY = Path("/run/mlfootprint/real-node.json")
+#: the node's own directory (containerd root/state/socket, the kubelet's --root-dir, CNI state):
+#: short and fixed, because unix socket paths are limited to ~104 bytes (containerd's ttrpc
+#: socket, the kubelet's pod-resources socket) and a test's temp state dir is longer. Logs stay
+#: in the dev cluster's state directory; the teardown removes this directory.
+NODE_ROOT = Path("/var/lib/mlfootprint/nodes")
 NODE_LABEL = "mlfootprint.dev/real-node"
 #: kernel settings changed by the kubelet (setupKernelTunables), the bridge plugin (ip_forward)
 #: and kube-proxy; recorded before the node starts and restored by the teardown
@@ -615,6 +620,15 @@ def cleanup_host(rec: NodeRecord) -> list[str]:
         if shim_dir.is_dir():
             for sock in shim_dir.iterdir():
                 sock.unlink(missing_ok=True)
+    # 6. kernel settings
+    restored = restore_kernel_settings(rec.kernel_settings)
+    if restored:
+        did.append(f"restored {', '.join(restored)}")
+    # 7. the node directory (images, root filesystems, configs); logs are in the cluster's state dir
+    if not mounts_under(rec.root):
+        shutil.rmtree(rec.root, ignore_errors=True)
+    else:
+        problems.append(f"mounts left under {rec.root}: {mounts_under(rec.root)[:5]}")
     for created in sorted(rec.created, key=lambda p: -p.count("/")):
         path = Path(created)
         if path.is_dir() and not path.is_symlink():
@@ -625,16 +639,6 @@ def cleanup_host(rec: NodeRecord) -> list[str]:
                     path.rmdir()
                 except OSError:
                     pass  # not empty: something else uses it now
-    # 6. kernel settings
-    restored = restore_kernel_settings(rec.kernel_settings)
-    if restored:
-        did.append(f"restored {', '.join(restored)}")
-    # 7. the heavy parts of the node directory (images, root filesystems); logs stay
-    if not mounts_under(rec.root):
-        for sub in ("containerd", "kubelet", "cni", "pod-logs"):
-            shutil.rmtree(rec.root / sub, ignore_errors=True)
-    else:
-        problems.append(f"mounts left under {rec.root}: {mounts_under(rec.root)[:5]}")
     if problems:  # the registry stays: the next start (or `down`) tries again
         raise RealNodeError("real node teardown incomplete: " + "; ".join(problems))
     if REGISTRY.exists():
@@ -698,6 +702,8 @@ def record_created(paths: Iterable[Path]) -> list[str]:
 
 
 HOST_PATHS = (
+    NODE_ROOT.parent,
+    NODE_ROOT,
     Path("/var/lib/kubelet"),
     DEVICE_PLUGIN_DIR,
     CNI_CACHE_DIR,
