@@ -7,7 +7,7 @@ simulated GPUs: the same watch cache as `--pod-metadata kubernetes` on a real no
 * steady state costs at most one API request per minute per exporter, counted by the API
   server itself (`apiserver_request_total` on its /metrics), while pods come and go and every
   exporter sees them through its watch;
-* with the API server frozen (SIGSTOP) the exporters keep metering and /healthz stays 200;
+* with the API server frozen (SIGSTOP, 15 s) the exporters keep metering and /healthz stays 200;
   after SIGCONT the watch delivers new pods again.
 """
 
@@ -34,7 +34,7 @@ from tests.realnode.conftest import scrape, wait_until
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 NODES = 3
-WINDOW_S = 60.0
+WINDOW_S = 30.0
 
 
 @dataclass
@@ -149,7 +149,7 @@ def test_steady_state_costs_at_most_one_request_per_minute_per_exporter(api: Dev
     after = _pod_list_watch_requests(api)
     minutes = (time.monotonic() - t0) / 60.0
     sent = sum(after.values()) - sum(before.values())
-    budget = NODES * minutes
+    budget = max(1.0, NODES * minutes)
     print(f"\n[watch] {n} pods created and seen in {minutes * 60:.0f} s; cluster-scoped pod LIST+WATCH requests: "
           f"{sent:.0f} (budget {budget:.1f}): {before} -> {after}")
     assert n >= 5
@@ -161,10 +161,11 @@ def test_metering_and_health_do_not_wait_on_a_frozen_api_server(api: DevCluster,
     apiserver = api.pids()["kube-apiserver"]
     energy_before = [e.energy_j() for e in exporters]
     os.kill(apiserver, signal.SIGSTOP)
-    frozen_s, bad, probes = 25.0, [], 0
+    frozen_s, bad, probes = 15.0, [], 0
     try:
         t0 = time.monotonic()
         while time.monotonic() - t0 < frozen_s:  # longer than /healthz's 10 s staleness limit
+            # (a listing on the metering thread stalled cycles and failed /healthz after ~10 s)
             for e in exporters:
                 probes += 1
                 try:
@@ -178,9 +179,9 @@ def test_metering_and_health_do_not_wait_on_a_frozen_api_server(api: DevCluster,
     finally:
         os.kill(apiserver, signal.SIGCONT)
     assert not bad, f"/healthz failed while the API server was frozen: {bad[:10]} ({len(bad)} of {probes})"
-    # metering went on: ~25 s of simulated GPU energy (4 GPUs at >= 60 W idle) per exporter
+    # metering went on: ~15 s of simulated GPU energy (4 GPUs at >= 60 W idle) per exporter
     for before, frozen, e in zip(energy_before, energy_frozen, exporters, strict=True):
-        assert frozen - before > 4 * 60 * 20, f"{e.node}: counters stalled ({before} -> {frozen})"
+        assert frozen - before > 4 * 60 * 12, f"{e.node}: counters stalled ({before} -> {frozen})"
     # and after SIGCONT the watch delivers again
     _create_pod(api, "after-thaw", exporters[0].node)
     wait_until(lambda: "after-thaw" in exporters[0].pods(), 60, "the exporter to see a pod created after the thaw")

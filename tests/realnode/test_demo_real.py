@@ -29,7 +29,8 @@ def test_short_demo_on_a_real_node(tmp_path: Path) -> None:
     state = tmp_path / "demo"
     t0 = time.monotonic()
     try:
-        up = _demo(state, "up", "--short", "--node", "real", "--port-base", "0", "--settle-timeout", "120")
+        up = _demo(state, "up", "--short", "--node", "real", "--time-factor", "7200", "--port-base", "0",
+                   "--settle-timeout", "120")
         up_s = time.monotonic() - t0
         assert up.returncode == 0, f"demo up failed:\n{up.stdout[-4000:]}\n{up.stderr[-4000:]}"
         assert "on a real node" in up.stdout and "helm install" in up.stdout

@@ -348,15 +348,20 @@ def test_kubelet_restart_bills_no_interval_to_idle(release: Release) -> None:
                    if lab["source"] == "kubelet" and lab["call"] == "List_empty_after_restart")
 
     before, distrusted_before = idle_j(), distrusted()
-    release.timings["kubelet_restart_s"] = release.cluster.restart_kubelet()
-    # several attribution intervals after the new kubelet serves
-    t_done = time.monotonic() + 10 * ATTRIBUTION_S
-    wait_until(lambda: time.monotonic() > t_done and release.job_pod()["status"]["phase"] == "Running", 30,
-               "intervals after the kubelet restart")
-    after = idle_j()
-    assert after == before, f"allocated GPUs billed to idle across the kubelet restart: {before} -> {after}"
-    # the scenario really happened: an empty List right after the restart was seen and distrusted
-    assert distrusted() > distrusted_before, "the exporter never saw the restarted kubelet's empty List"
+    # The empty answer lasts about a second; the exporter asks every 0.5 s. Restart until it has
+    # seen one (at most 3 times), so that the scenario really happened.
+    for attempt in range(3):
+        release.timings["kubelet_restart_s"] = release.cluster.restart_kubelet()
+        # several attribution intervals after the new kubelet serves
+        t_done = time.monotonic() + 10 * ATTRIBUTION_S
+        wait_until(lambda: time.monotonic() > t_done and release.job_pod()["status"]["phase"] == "Running", 30,
+                   "intervals after the kubelet restart")
+        after = idle_j()
+        assert after == before, f"allocated GPUs billed to idle across the kubelet restart: {before} -> {after}"
+        if distrusted() > distrusted_before:
+            break
+    release.timings["kubelet_restarts"] = attempt + 1
+    assert distrusted() > distrusted_before, "the exporter never saw a restarted kubelet's empty List"
     sources = {lab["source"]: v for lab, v in release.exporter_metrics()["mlfootprint_exporter_source_up"]}
     assert sources["kubelet"] == 1.0
 
@@ -385,17 +390,41 @@ def test_job_energy_equals_the_operators_and_tco2e_shows(release: Release) -> No
     assert float(tco2e) > 0, table
 
 
+def _kill_logged_at(kubelet_log: Path, pod: str, container: str) -> float | None:
+    """Unix time of the kubelet's "Killing container with a grace period" line (klog, -v=2) for
+    the container: right after it the kubelet asks containerd to stop it, which sends SIGTERM."""
+    import re  # noqa: PLC0415
+    from datetime import datetime  # noqa: PLC0415
+
+    pattern = re.compile(r'^I(\d{4} \d{2}:\d{2}:\d{2}\.\d{6}).*"Killing container with a grace period".*'
+                         rf'pod="{re.escape(NS)}/{re.escape(pod)}".*containerName="{re.escape(container)}"')
+    found = None
+    for line in kubelet_log.read_text(errors="replace").splitlines():
+        m = pattern.match(line)
+        if m:
+            local = datetime.strptime(f"{datetime.now().year}{m.group(1)}", "%Y%m%d %H:%M:%S.%f")
+            found = local.astimezone().timestamp()
+    return found
+
+
 def test_exporter_stops_within_2s_of_sigterm(release: Release) -> None:
     pod = release.exporter_pod()
+    name = pod["metadata"]["name"]
     pids = host_pids_of_pod(pod["metadata"]["uid"])
     exporter = [p for p in pids if b"exporter" in Path(f"/proc/{p}/cmdline").read_bytes()]
     assert exporter, f"no exporter process in the pod's cgroups ({pids})"
     t0 = time.monotonic()
-    release.kubectl("delete", "pod", "-n", NS, pod["metadata"]["name"], "--wait=false")
-    wait_until(lambda: all(pid_gone(p) for p in exporter), 10, "the exporter process to exit", poll_s=0.02)
-    elapsed = time.monotonic() - t0  # from the delete request: SIGTERM comes after it
-    release.timings["exporter_sigterm_exit_s"] = elapsed
-    assert elapsed < 2.0, f"exporter took {elapsed:.2f} s to stop (grace period is 30 s: SIGTERM ignored?)"
+    release.kubectl("delete", "pod", "-n", NS, name, "--wait=false")
+    wait_until(lambda: all(pid_gone(p) for p in exporter), 30, "the exporter process to exit", poll_s=0.02)
+    exited = time.time()
+    release.timings["exporter_delete_to_exit_s"] = time.monotonic() - t0
+    kill = wait_until(lambda: _kill_logged_at(release.cluster.state_dir / "logs" / "kubelet.log", name, "exporter"), 10,
+                      "the kubelet's kill line")
+    assert isinstance(kill, float)
+    elapsed = exited - kill
+    release.timings["exporter_sigterm_to_exit_s"] = elapsed
+    # the grace period is 30 s: an exporter ignoring SIGTERM would take that long (then SIGKILL)
+    assert 0 <= elapsed < 2.0, f"exporter took {elapsed:.2f} s after SIGTERM to stop"
     # the DaemonSet replaces it
     wait_until(lambda: release.exporter_pod()["status"].get("containerStatuses", [{}])[0].get("ready"), 90,
                "the replacement exporter to be Ready")
