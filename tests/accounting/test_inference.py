@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlfootprint.accounting.equivalents import EPA_2024, equivalents
 from mlfootprint.accounting.inference import (
@@ -15,6 +19,7 @@ from mlfootprint.accounting.inference import (
 )
 from mlfootprint.accounting.presets import UnknownRegionError, factors_for_region, list_regions, region_preset
 from mlfootprint.accounting.units import J_PER_KWH
+from mlfootprint.accounting.workload_model import IntervalAggregate, fit_workload_model_from_intervals
 
 
 def test_bloomz_breakeven() -> None:
@@ -89,3 +94,97 @@ def test_region_presets() -> None:
     assert f.carbon_intensity_g_per_kwh == pytest.approx(region_preset("FRA").carbon_intensity_g_per_kwh)
     with pytest.raises(UnknownRegionError, match="--list-regions"):
         region_preset("Atlantis")
+
+
+# ---------------------------------------------------------------- workload model: basis, intervals
+
+
+def test_r2_is_centred_and_f_on_the_same_basis_by_hand() -> None:
+    tin = np.array([10.0, 20.0, 30.0, 40.0, 50.0, 60.0])
+    tout = np.array([5.0, 1.0, 4.0, 2.0, 6.0, 3.0])
+    y = 0.5 * tin + 2.0 * tout + 0.01 * tin * tout + np.array([0.3, -0.2, 0.1, -0.4, 0.2, 0.1])
+    m = fit_workload_model(tin, tout, y)
+    x = np.column_stack([tin, tout, tin * tout])
+    coef = np.linalg.lstsq(x, y, rcond=None)[0]
+    ss_res = float(np.sum((y - x @ coef) ** 2))
+    ss_tot = float(np.sum((y - y.mean()) ** 2))
+    assert m.basis == "centred"
+    assert m.r_squared == pytest.approx(1 - ss_res / ss_tot)  # scikit-learn's r2_score
+    assert m.f_statistic == pytest.approx(((ss_tot - ss_res) / 2) / (ss_res / 3))
+    # the uncentred R² of the same fit is higher: not the figure comparable with the poster
+    assert 1 - ss_res / float(y @ y) > m.r_squared
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(4, 60), noise=st.floats(0.01, 0.5))
+def test_f_and_r2_are_one_basis(seed: int, n: int, noise: float) -> None:
+    rng = np.random.default_rng(seed)
+    tin = rng.integers(1, 500, n).astype(float)
+    tout = rng.integers(1, 500, n).astype(float)
+    y = (0.02 * tin + 1.5 * tout + 1e-3 * tin * tout) * (1 + rng.normal(0, noise, n)).clip(0.01)
+    try:
+        m = fit_workload_model(tin, tout, y)
+    except UnderdeterminedError:
+        return
+    if m.f_statistic is not None and m.r_squared < 1:
+        assert m.f_statistic == pytest.approx((m.r_squared / 2) / ((1 - m.r_squared) / (n - 3)), rel=1e-6)
+
+
+def _intervals_same_tin(rng: np.random.Generator, a: tuple[float, float, float], k: int) -> list[IntervalAggregate]:
+    """k intervals; within each, every request has the same Tin (no within-interval covariance)."""
+    out = []
+    for _ in range(k):
+        tin = float(rng.integers(10, 2000))
+        touts = rng.integers(10, 800, int(rng.integers(1, 40))).astype(float)
+        e = a[0] * tin * touts.size + a[1] * touts.sum() + a[2] * tin * touts.sum()
+        out.append(IntervalAggregate(energy_j=e, tokens_in=tin * touts.size, tokens_out=float(touts.sum()),
+                                     requests=float(touts.size)))
+    return out
+
+
+def test_interval_fit_exact_without_within_interval_covariance() -> None:
+    rng = np.random.default_rng(3)
+    a = (0.05, 2.0, 1e-4)
+    ivs = _intervals_same_tin(rng, a, 30) + [IntervalAggregate(energy_j=500.0, tokens_in=0, tokens_out=0, requests=0)]
+    m = fit_workload_model_from_intervals(ivs, fitted_at_s=1_700_000_000.0)
+    assert (m.a0_j_per_input_token, m.a1_j_per_output_token, m.a2_j_per_token_product) == pytest.approx(a, rel=1e-6)
+    assert m.estimator == "intervals" and m.n == 30  # the idle interval is skipped
+    assert m.requests == sum(int(iv.requests) for iv in ivs)
+    status = m.to_status()
+    assert set(status) == {"a0", "a1", "a2", "r2", "n", "fittedAt"}
+    assert status["fittedAt"] == datetime.fromtimestamp(1_700_000_000, tz=UTC).isoformat().replace("+00:00", "Z")
+    assert status["fittedAt"].endswith("Z") and status["r2"] == pytest.approx(1.0)
+
+
+def test_interval_fit_cross_term_needs_no_covariance() -> None:
+    # Within-interval covariance of Tin and Tout makes Σ Tin*Tout / R differ from m_in*m_out:
+    # the aggregate estimator is then biased (documented limit), the per-request fit is not.
+    rng = np.random.default_rng(5)
+    a = (0.05, 2.0, 1e-3)
+    ivs, tins, touts, ys = [], [], [], []
+    for _ in range(40):
+        base = rng.integers(10, 1000, 20).astype(float)
+        tin, tout = base, base * float(rng.uniform(0.2, 2.0))  # Tout grows with Tin within the interval
+        e = a[0] * tin + a[1] * tout + a[2] * tin * tout
+        ivs.append(IntervalAggregate(energy_j=float(e.sum()), tokens_in=float(tin.sum()), tokens_out=float(tout.sum()),
+                                     requests=20.0))
+        tins.extend(tin)
+        touts.extend(tout)
+        ys.extend(e)
+    per_request = fit_workload_model(tins, touts, ys)
+    assert per_request.a2_j_per_token_product == pytest.approx(a[2], rel=1e-6)
+    aggregated = fit_workload_model_from_intervals(ivs)
+    assert aggregated.a2_j_per_token_product != pytest.approx(a[2], rel=0.05)
+
+
+def test_interval_fit_underdetermined_names_the_skipped() -> None:
+    ivs = [IntervalAggregate(energy_j=1.0, tokens_in=1.0, tokens_out=1.0, requests=1.0)] * 2 + [
+        IntervalAggregate(energy_j=5.0, tokens_in=0.0, tokens_out=0.0, requests=0.0)
+    ]
+    with pytest.raises(UnderdeterminedError, match="1 interval"):
+        fit_workload_model_from_intervals(ivs)
+    with pytest.raises(ValueError):
+        IntervalAggregate(energy_j=-1.0, tokens_in=0, tokens_out=0, requests=1)
+    m = fit_workload_model([1.0, 2.0, 3.0, 5.0], [4.0, 1.0, 7.0, 2.0], [12.0, 5.0, 32.5, 14.0])
+    with pytest.raises(ValueError, match="tokens_in"):
+        m.predict_one(-1, 3)

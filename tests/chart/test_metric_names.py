@@ -39,7 +39,12 @@ Registry = dict[str, set[str] | None]
 
 def _from_exposition(text: str, registry: Registry) -> None:
     for fam in text_string_to_metric_families(text):
-        names = [fam.name + "_total"] if fam.type == "counter" else [fam.name]
+        if fam.type == "counter":
+            names = [fam.name + "_total"]
+        elif fam.type == "histogram":
+            names = [fam.name + suffix for suffix in ("_bucket", "_sum", "_count")]
+        else:
+            names = [fam.name]
         for name in names:
             labels: set[str] | None = registry.get(name)
             for s in fam.samples:
@@ -83,8 +88,9 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     ))
     om.set_factors_valid("mlfootprint", "mlfootprint-factors", True)
     om.set_source_up("scrape", True)
-    om.observe_refresh(0.1)
-    om.refresh_error()
+    om.observe_refresh("TrainingRun", 0.1, wrote=True)
+    om.refresh_error("TrainingRun", "ApiError")
+    om.counter_anomaly("Rollback")
     _from_exposition(generate_latest(om.registry).decode(), reg)
 
     documented = _documented_labels()

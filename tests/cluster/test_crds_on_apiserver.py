@@ -62,7 +62,9 @@ def _run(**spec: object) -> dict:
     [
         ({"model": {"name": "m"}}, "spec.selector", "spec.selector or spec.workloadRef is required"),
         ({"selector": {}, "model": {"name": "m"}, "phase": "pretraining"}, "spec.phase", "Unsupported value"),
-        ({"selector": {}, "model": {"name": "m"}, "budget": {"co2eKg": -5}}, "spec.budget.co2eKg", "greater than or equal to 0"),
+        ({"selector": {"matchLabels": {"a": "b"}}, "model": {"name": "m"}, "budget": {"co2eKg": -5}}, "spec.budget.co2eKg", "greater than 0"),
+        ({"selector": {"matchLabels": {"a": "b"}}, "model": {"name": "m"}, "budget": {"co2eKg": 0}}, "spec.budget.co2eKg", "greater than 0"),
+        ({"selector": {}, "model": {"name": "m"}}, "spec.selector", "needs matchLabels or matchExpressions"),
         ({"selector": {}}, "spec.model", "Required value"),
         ({"selector": {}, "model": {"name": ""}}, "spec.model.name", "at least 1 chars long"),
         (
@@ -72,7 +74,7 @@ def _run(**spec: object) -> dict:
         ),
         ({"selector": {}, "model": {"name": "m"}, "phase": "development", "final": True}, "spec.phase", "final"),
     ],
-    ids=["no-selector", "bad-phase", "negative-budget", "no-model", "empty-model-name", "bad-kind", "final-dev"],
+    ids=["no-selector", "bad-phase", "negative-budget", "zero-budget", "empty-selector", "no-model", "empty-model-name", "bad-kind", "final-dev"],
 )
 def test_invalid_training_runs_are_rejected_naming_the_field(
     kubectl: Kubectl, namespace: str, spec: dict, field: str, reason: str

@@ -89,7 +89,7 @@ def test_invalid_spec_names_the_field() -> None:
         )
     [error] = err.value.errors()
     assert error["loc"] == ("spec", "budget", "co2eKg")
-    assert "greater than or equal to 0" in error["msg"]
+    assert "greater than 0" in error["msg"]
 
 
 def test_crds_command_prints_both(capsys: pytest.CaptureFixture[str]) -> None:

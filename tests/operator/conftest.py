@@ -57,6 +57,7 @@ class PodCounters:
     peak_w: float = 0.0
     min_w: float = 0.0
     gpu_model: str = "H100"
+    start: float | None = None  # mlfootprint_pod_start_time_seconds (None: an exporter without it)
 
 
 @dataclass
@@ -78,7 +79,7 @@ class FixtureExporter:
         self.publish()
 
     def publish(self) -> None:
-        lines = []
+        lines = ['mlfootprint_exporter_build_info{version="test"} 1.0']
         for (ns, pod), c in sorted(self.pods.items()):
             base = f'node="kwok-gpu-0",namespace="{ns}",pod="{pod}",container=""'
             lines += [
@@ -90,6 +91,8 @@ class FixtureExporter:
                 f"mlfootprint_pod_gpu_power_peak_watts{{{base}}} {c.peak_w!r}",
                 f"mlfootprint_pod_gpu_power_min_watts{{{base}}} {c.min_w!r}",
             ]
+            if c.start is not None:
+                lines.append(f"mlfootprint_pod_start_time_seconds{{{base}}} {c.start!r}")
         self.server.set(self.path, "\n".join(lines) + "\n")
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from mlfootprint.operator.energy.parse import parse_samples
 from mlfootprint.operator.energy.serving import counters_from_page, names_for
-from mlfootprint.operator.energy.snapshot import build_snapshot
+from mlfootprint.operator.energy.snapshot import POD_METRICS, build_snapshot
 from mlfootprint.operator.factors_config import (
     FactorsError,
     factors_for_interval,
@@ -14,13 +14,16 @@ from mlfootprint.operator.factors_config import (
     resolve_factors,
 )
 from mlfootprint.operator.factors_store import FactorsProblem
-from mlfootprint.operator.ledger import Increment, advance_counters, apply_increment, increment_from_deltas
+from mlfootprint.crd.models import Ledger, LedgerTotals
+from mlfootprint.operator.ledger import ContainerObs, Increment, advance, apply_increment
 from mlfootprint.operator.phases import PhaseRules, derive_phase, parse_phase_rules
-from mlfootprint.operator.pods import matches_selector
+from mlfootprint.operator.ownership import RunClaim, split_pods
+from mlfootprint.operator.pods import PodInfo, matches_selector
 from mlfootprint.operator.status import (
     budget_status,
     build_inference_status,
     build_status,
+    ready_condition,
     round_sig,
     set_condition,
 )
@@ -66,8 +69,14 @@ def test_region_preset_then_override() -> None:
         ({"embodiedGpu": "{H100: {co2eKg: -1, waterL: 3}}"}, "embodiedGpu.H100.co2eKg"),
         ({"gpuLifetimeYears": "0"}, "gpuLifetimeYears"),
         ({"region": "XXX"}, "region"),
-        ({"puee": "1.2"}, "puee"),
+        ({"puee": "1.2"}, "data"),
         ({"factors.yaml": "[1, 2"}, "factors.yaml"),
+        ({"carbonIntensity": "1e308"}, "carbonIntensity"),  # was accepted: CO2e became +Inf
+        ({"carbonIntensity": ".inf"}, "carbonIntensity"),
+        ({"pue": "nan"}, "pue"),
+        ({"wueOffsite": "1e9"}, "wueOffsite"),
+        ({"carbonIntensity": "{schedule: [" + ",".join(["1"] * 23) + ", 1e12]}"}, "carbonIntensity.schedule[23]"),
+        ({"embodiedGpu": "{H100: {co2eKg: 1e300, waterL: 3}}"}, "embodiedGpu.H100.co2eKg"),
     ],
 )
 def test_invalid_factors_name_the_field(data: dict[str, str], field: str) -> None:
@@ -75,6 +84,27 @@ def test_invalid_factors_name_the_field(data: dict[str, str], field: str) -> Non
         parse_factors(data)
     assert e.value.field == field
     assert str(e.value).startswith(field)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"pue": "s3cr3t-v4lue"},
+        {"s3cr3t-v4lue": "1"},
+        {"carbonIntensity": "{provider: {name: s3cr3t-v4lue, zone: DE}}"},
+        {"region": "s3cr3t-v4lue"},
+        {"onsiteWaterBasis": "s3cr3t-v4lue"},
+        {"factors.yaml": "pue: [s3cr3t-v4lue"},
+        {"embodiedGpu": "{'s3cr3t v4lue!': {co2eKg: -1, waterL: 2}}"},
+        {"carbonIntensity": "{s3cr3t-v4lue: 1, constant: 2}"},
+    ],
+)
+def test_errors_never_echo_a_value_or_an_unknown_key(data: dict[str, str]) -> None:
+    """The ConfigMap may be someone else's (the cluster default); its errors end up in
+    tenants' conditions and Events."""
+    with pytest.raises(FactorsError) as e:
+        parse_factors(data)
+    assert "s3cr3t" not in str(e.value)
 
 
 def test_problem_reason_is_a_valid_condition_reason() -> None:
@@ -145,7 +175,7 @@ def test_conditions_transition_only_on_status_or_reason_change() -> None:
 
 
 def test_budget_status_and_summary() -> None:
-    totals = {"co2eOpG": 400_000.0, "co2eEmbG": 20_000.0, "facilityJ": 3.6e6 * 50}
+    totals = LedgerTotals(co2e_op_g=400_000.0, co2e_emb_g=20_000.0, facility_j=3.6e6 * 50)
     b, ratio = budget_status({"co2eKg": 1000, "energyKWh": 100}, totals)
     assert b is not None and ratio == pytest.approx(0.5)
     assert b["co2ePercent"] == 42.0 and b["energyPercent"] == 50.0
@@ -153,22 +183,31 @@ def test_budget_status_and_summary() -> None:
     b, ratio = budget_status({"co2eKg": 100}, totals)
     assert b is not None and b["exceeded"] is True and "exceeded" in b["summary"]
     assert budget_status(None, totals) == (None, None)
+    # a zero budget (refused by the CRD; an older object may hold one) is no budget, not
+    # "100000000000% CO2e"
+    assert budget_status({"co2eKg": 0}, totals) == (None, None)
 
 
-def _run_minutes(observations: list[dict[str, float]], totals: dict[str, float] | None = None) -> dict[str, float]:
+Minute = dict[tuple[str, str], ContainerObs]
+
+
+def _run_minutes(observations: list[Minute]) -> LedgerTotals:
     """Refresh once a wall-clock minute with these cumulative counters (scrape mode)."""
     resolved = resolve_factors([])
-    totals, counters = dict(totals or {}), {}
+    ledger, totals = Ledger(), LedgerTotals()
     for minute, observed in enumerate(observations):
-        deltas, counters = advance_counters(counters, observed)
+        ledger, inc, _ = advance(ledger, observed, None, live_pods={p for p, _c in observed}, complete=True, elapsed_s=60.0)
         start_s, end_s = 60.0 * minute, 60.0 * (minute + 1)
-        totals = apply_increment(
-            totals, increment_from_deltas(deltas), factors_for_interval(resolved, start_s, end_s), start_s, end_s
-        )
+        totals = apply_increment(totals, inc, factors_for_interval(resolved, start_s, end_s), start_s, end_s)
     return totals
 
 
-def _avg_w(totals: dict[str, float]) -> float:
+def _c(gpus: dict[str, float], alloc_s: float | None, model: str = "H100") -> ContainerObs:
+    return ContainerObs(node="n", start=1.0, gpu_j=sum(gpus.values()), alloc_s={model: alloc_s} if alloc_s else {},
+                        gpus={u: model for u in gpus})
+
+
+def _avg_w(totals: LedgerTotals) -> float:
     return float(build_status(totals, resolved=resolve_factors([]), intensity_g_per_kwh=332.0)["power"]["avgW"])
 
 
@@ -178,36 +217,34 @@ def test_avg_power_is_on_the_measurement_clock_of_an_accelerated_exporter() -> N
     # 400 W x 86,400 s of energy per GPU. The run's average GPU power is 800 W.
     sim_s = 1440.0 * 60.0
     totals = _run_minutes([
-        {"gpu|p|c|GPU-1": 400.0 * sim_s * m, "gpu|p|c|GPU-2": 400.0 * sim_s * m, "alloc|p|c|H100": 2 * sim_s * m}
-        for m in (1, 2, 3)
+        {("p", "c"): _c({"GPU-1": 400.0 * sim_s * m, "GPU-2": 400.0 * sim_s * m}, 2 * sim_s * m)} for m in (1, 2, 3)
     ])
     assert _avg_w(totals) == pytest.approx(800.0)
-    assert totals["heldS"] == pytest.approx(3 * sim_s)
+    assert totals.held_s == pytest.approx(3 * sim_s)
     # the old definition, GPU energy / wall-clock seconds, reads 1,440x too high
-    assert totals["gpuJ"] / totals["activeS"] == pytest.approx(800.0 * 1440.0)
+    assert totals.gpu_j / totals.active_s == pytest.approx(800.0 * 1440.0)
 
 
 def test_avg_power_weights_a_changing_gpu_count_by_held_time() -> None:
     # minute 1: 1 GPU at 300 W; minute 2: 3 GPUs at 300 W each (900 W) -> 1,200 W-min / 2 min
     totals = _run_minutes([
-        {"gpu|p|c|G1": 300.0 * 60, "alloc|p|c|A100": 60.0},
-        {"gpu|p|c|G1": 300.0 * 120, "gpu|q|c|G2": 300.0 * 60, "gpu|q|c|G3": 300.0 * 60, "alloc|p|c|A100": 120.0,
-         "alloc|q|c|A100": 120.0},
+        {("p", "c"): _c({"G1": 300.0 * 60}, 60.0, "A100")},
+        {("p", "c"): _c({"G1": 300.0 * 120}, 120.0, "A100"), ("q", "c"): _c({"G2": 300.0 * 60, "G3": 300.0 * 60}, 120.0, "A100")},
     ])
     assert _avg_w(totals) == pytest.approx(600.0)
 
 
 def test_avg_power_without_allocation_counters_uses_the_wall_clock() -> None:
-    totals = _run_minutes([{"gpu|p|c|G1": 250.0 * 60 * m} for m in (1, 2)])
+    totals = _run_minutes([{("p", "c"): _c({"G1": 250.0 * 60 * m}, None)} for m in (1, 2)])
     assert _avg_w(totals) == pytest.approx(250.0)
 
 
 def test_avg_power_continues_a_ledger_written_before_held_seconds() -> None:
-    old = {"gpuJ": 500.0 * 600, "activeS": 600.0}  # 10 minutes at 500 W, no heldS
+    old = LedgerTotals(gpu_j=500.0 * 600, active_s=600.0)  # 10 minutes at 500 W, no heldS
     assert _avg_w(old) == pytest.approx(500.0)
     f = factors_for_interval(resolve_factors([]), 600, 660)
-    t = apply_increment(old, Increment(gpu_j=500.0 * 60, alloc_s={"H100": 60.0}, gpus=1), f, 600, 660)
-    assert t["heldS"] == pytest.approx(660.0) and _avg_w(t) == pytest.approx(500.0)
+    t = apply_increment(old.model_copy(update={"held_s": old.active_s}), Increment(gpu_j=500.0 * 60, alloc_s={"H100": 60.0}, gpus=1), f, 600, 660)
+    assert t.held_s == pytest.approx(660.0) and _avg_w(t) == pytest.approx(500.0)
 
 
 def test_round_sig() -> None:
@@ -219,7 +256,7 @@ def test_round_sig() -> None:
 def test_breakeven_matches_a_hand_computation() -> None:
     # Model: training 2,000 kgCO2e (+ development 500 kg). Serving so far: 1,000 requests that
     # cost 3.6e6 J (1 kWh) facility and 400 g CO2e in total -> 0.4 g per request.
-    totals = {"facilityJ": 3.6e6, "co2eOpG": 400.0, "requests": 1000.0, "tokensOut": 50_000.0}
+    totals = LedgerTotals(facility_j=3.6e6, co2e_op_g=400.0, requests=1000.0, tokens_out=50_000.0)
     s = build_inference_status(totals, upfront_co2e_g=2_500_000.0, upfront_energy_j=0.0, basis="training+development")
     assert s["joulesPerToken"] == pytest.approx(72.0)  # 3.6e6 / 50,000
     assert s["joulesPerRequest"] == pytest.approx(3600.0)
@@ -244,6 +281,7 @@ mlfootprint_pod_gpu_allocation_seconds_total{node="n1",namespace="a",pod="p-0",c
 mlfootprint_pod_gpu_power_peak_watts{node="n1",namespace="a",pod="p-0",container=""} 690
 mlfootprint_pod_gpu_power_min_watts{node="n1",namespace="a",pod="p-0",container=""} 95
 mlfootprint_pod_power_swings_total{node="n1",namespace="a",pod="p-0",container=""} 3
+mlfootprint_pod_start_time_seconds{node="n1",namespace="a",pod="p-0",container=""} 1700000000.25
 mlfootprint_pod_gpu_energy_joules_total{node="n1",namespace="b",pod="q",container="",gpu_uuid="GPU-3",gpu_model="A100"} 7 1700000000000
 mlfootprint_gpu_energy_joules_total{node="n1",gpu_uuid="GPU-1",gpu_model="H100"} 99999
 weird_metric{label="a\\"b"} 1
@@ -251,16 +289,25 @@ weird_metric{label="a\\"b"} 1
 
 
 def test_snapshot_from_exporter_page() -> None:
-    snap = build_snapshot(parse_samples(PAGE, ("mlfootprint_pod_gpu_energy_joules_total", "mlfootprint_pod_host_energy_joules_total",
-        "mlfootprint_pod_gpu_allocation_seconds_total", "mlfootprint_pod_gpu_power_peak_watts",
-        "mlfootprint_pod_gpu_power_min_watts", "mlfootprint_pod_power_swings_total")), 10.0)
+    snap = build_snapshot(parse_samples(PAGE, POD_METRICS), 10.0)
     obs = snap.observe("a", ["p-0", "absent"])
-    assert obs.counters == {
-        "gpu|p-0||GPU-1": 1000.5, "gpu|p-0||GPU-2": 500.0, "cpu|p-0|": 20.0, "dram|p-0|": 5.0,
-        "alloc|p-0||H100": 120.0, "swings|p-0|": 3.0,
+    assert obs.containers == {
+        ("p-0", ""): ContainerObs(node="n1", start=1700000000.25, gpu_j=1500.5, cpu_j=20.0, dram_j=5.0, swings=3.0,
+                                  alloc_s={"H100": 120.0}, gpus={"GPU-1": "H100", "GPU-2": "H100"}),
     }
     assert (obs.peak_w, obs.min_w, obs.gpus) == (690.0, 95.0, {"GPU-1": "H100", "GPU-2": "H100"})
-    assert snap.observe("b", ["q"]).counters == {"gpu|q||GPU-3": 7.0}
+    assert obs.complete and obs.problems == ()
+    q = snap.observe("b", ["q"]).containers
+    assert q is not None and q[("q", "")].gpu_j == 7.0 and q[("q", "")].start is None
+
+
+@pytest.mark.parametrize("bad", ["NaN", "+Inf", "-Inf", "-5", "1e300"])
+def test_snapshot_drops_values_that_are_not_counters(bad: str) -> None:
+    page = PAGE.replace("} 1000.5", "} " + bad)
+    snap = build_snapshot(parse_samples(page, POD_METRICS), 10.0)
+    containers = snap.observe("a", ["p-0"]).containers
+    assert containers is not None and containers[("p-0", "")].gpu_j == 500.0  # the bad series alone is dropped
+    assert snap.errors == ("mlfootprint_pod_gpu_energy_joules_total: a value that is not a finite counter was dropped",)
 
 
 def test_parser_unescapes_labels() -> None:
@@ -279,14 +326,27 @@ def test_parser_unescapes_labels() -> None:
     ],
 )
 def test_serving_engine_presets(engine: str, page: str, expected: tuple[int, int, int]) -> None:
-    c = counters_from_page(page, "pod", names_for({"engine": engine}))
-    assert (c["requests|pod"], c["tokens_in|pod"], c["tokens_out|pod"]) == expected
+    got = counters_from_page(page, names_for({"engine": engine}))
+    assert got.obs is not None and got.problem is None
+    c = got.obs.counters
+    assert tuple(sum(c[k].values()) for k in ("requests", "tokens_in", "tokens_out")) == expected
 
 
 def test_custom_engine_names() -> None:
     names = names_for({"engine": "custom", "requestsMetric": "app_requests_total", "outputTokensMetric": "app_out_total", "port": 9090})
-    c = counters_from_page("app_requests_total 3\napp_out_total 9\n", "p", names)
-    assert c == {"requests|p": 3.0, "tokens_out|p": 9.0} and names.port == 9090
+    got = counters_from_page("app_requests_total 3\napp_out_total 9\nprocess_start_time_seconds 1.7e9\n", names)
+    assert got.obs is not None and names.port == 9090
+    assert {k: sum(v.values()) for k, v in got.obs.counters.items()} == {"requests": 3.0, "tokens_out": 9.0}
+    assert got.obs.start == 1.7e9
+
+
+def test_serving_page_validation() -> None:
+    names = names_for({"engine": "vllm"})
+    html = counters_from_page("<html><body>502 Bad Gateway</body></html>", names)
+    assert html.obs is None and html.problem is not None and "none of the counters" in html.problem
+    nan = counters_from_page("vllm:request_success_total NaN\nvllm:generation_tokens_total -4\n", names)
+    assert nan.obs is not None and nan.obs.counters == {}
+    assert nan.problem == "vllm:generation_tokens_total, vllm:request_success_total: a value that is not a finite counter was dropped"
 
 
 def test_label_selectors() -> None:
@@ -296,3 +356,42 @@ def test_label_selectors() -> None:
     assert matches_selector(labels, {"matchExpressions": [{"key": "tier", "operator": "In", "values": ["gpu"]}]})
     assert not matches_selector(labels, {"matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]})
     assert not matches_selector(labels, {})
+
+
+# ----------------------------------------------------------------------------- ownership, Ready
+
+
+def _pod(name: str, **labels: str) -> PodInfo:
+    return PodInfo(name=name, namespace="ns", labels=tuple(sorted(labels.items())), annotations=(), owners=(),
+                   phase="Running", ip=None, gpus=1)
+
+
+def test_a_pod_selected_by_several_runs_is_metered_by_the_oldest() -> None:
+    pods = [_pod("a-0", app="a"), _pod("a-1", app="a", tier="x"), _pod("b-0", app="b")]
+    old = RunClaim("TrainingRun", "old", "2026-01-01T00:00:00Z", {"matchLabels": {"app": "a"}})
+    new = RunClaim("InferenceService", "new", "2026-01-02T00:00:00Z", {"matchLabels": {"tier": "x"}})
+    other = RunClaim("TrainingRun", "b", "2025-01-01T00:00:00Z", {"matchLabels": {"app": "b"}})
+    claims = [old, new, other]
+    mine, taken = split_pods(old, pods, claims)
+    assert [p.name for p in mine] == ["a-0", "a-1"] and taken == {}
+    mine, taken = split_pods(new, pods, claims)
+    assert mine == [] and taken == {"a-1": old}
+    # the same creation second: kind then name decide, deterministically
+    twin = RunClaim("TrainingRun", "twin", "2026-01-01T00:00:00Z", {"matchLabels": {"app": "a"}})
+    assert split_pods(twin, pods, [old, twin])[0] == []  # "old" < "twin"
+    assert [p.name for p in split_pods(old, pods, [old, twin])[0]] == ["a-0", "a-1"]
+
+
+def test_ready_summarises_the_input_conditions() -> None:
+    c, _ = set_condition(None, "FactorsValid", True, "Valid", "ok", now="t")
+    c, _ = set_condition(c, "EnergySourceReady", False, "InvalidMetricsPage", "html", now="t")
+    c, _ = ready_condition(c, completed=False, now="t", generation=3)
+    ready = next(x for x in c if x["type"] == "Ready")
+    assert (ready["status"], ready["reason"], ready["observedGeneration"]) == ("False", "InvalidMetricsPage", 3)
+    assert "EnergySourceReady" in ready["message"]
+    c, _ = set_condition(c, "EnergySourceReady", True, "Read", "ok", now="t")
+    c, changed = ready_condition(c, completed=False, now="t2", generation=3)
+    ready = next(x for x in c if x["type"] == "Ready")
+    assert changed and (ready["status"], ready["reason"]) == ("True", "Metering")
+    c, _ = ready_condition(c, completed=True, now="t3", generation=3)
+    assert next(x for x in c if x["type"] == "Ready")["reason"] == "Completed"

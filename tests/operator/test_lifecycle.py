@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+from pathlib import Path
+
 import kopf
-import kubernetes.client
+import yaml
 
 from mlfootprint.operator.config import OperatorConfig
 from mlfootprint.operator.handlers.lifecycle import API_REQUEST_CONNECTIONS, api_connection_limit, login, watch_streams
@@ -20,13 +22,18 @@ def test_connection_limit_covers_every_watch_stream_plus_requests() -> None:
     assert api_connection_limit(namespaced) == watch_streams(namespaced) + API_REQUEST_CONNECTIONS
 
 
-def test_login_gives_kopf_a_bounded_session_with_the_kubeconfig_token() -> None:
-    conf = kubernetes.client.Configuration(host="https://127.0.0.1:6443", api_key={"BearerToken": "Bearer t0k"})
-    conf.verify_ssl = False
+def test_login_gives_kopf_a_bounded_session_with_the_kubeconfig_token(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "k", "cluster": {"server": "https://127.0.0.1:6443", "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "u", "user": {"token": "t0k"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+    }))
     cfg = OperatorConfig(watch_namespaces=("a",))
 
     async def check() -> None:
-        ctx = await login(Kube(kubernetes.client.ApiClient(conf)), cfg)
+        ctx = await login(Kube.from_kubeconfig(str(kubeconfig)), cfg)
         try:
             assert isinstance(ctx, kopf.AiohttpSession) and ctx.server == "https://127.0.0.1:6443"
             session = ctx.aiohttp_session

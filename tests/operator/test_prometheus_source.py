@@ -14,7 +14,8 @@ import re
 
 from mlfootprint.operator.energy.prometheus import PrometheusSource
 from mlfootprint.operator.energy.snapshot import GPU_ENERGY
-from mlfootprint.operator.ledger import advance_counters, increment_from_deltas
+from mlfootprint.crd.models import Ledger
+from mlfootprint.operator.ledger import advance
 
 SCRAPE_S = 60.0  # Prometheus scrapes every minute...
 REFRESH_S = 30.0  # ...the operator refreshes every 30 s
@@ -30,7 +31,7 @@ class SparsePrometheus(PrometheusSource):
 
     async def _query(self, promql: str, t_s: float) -> list[dict]:  # type: ignore[type-arg]
         self.seen.append(promql)
-        if not re.fullmatch(rf"sum by \([a-z_, ]+\) \({GPU_ENERGY}\)", promql):
+        if not re.fullmatch(rf"max by \([a-z_, ]+\) \({GPU_ENERGY}\)", promql):
             return []  # other families have no series here; increase() of <2 samples is empty too
         last_sample_t = (t_s // SCRAPE_S) * SCRAPE_S
         labels = {"namespace": "ns", "pod": "p", "container": "c", "gpu_uuid": "GPU-1", "gpu_model": "H100"}
@@ -40,19 +41,19 @@ class SparsePrometheus(PrometheusSource):
 def test_sparse_scrapes_lose_no_energy() -> None:
     clock = [0.0]
     source = SparsePrometheus(clock)
-    counters: dict[str, float] = {}
+    ledger = Ledger()
     since = 0.0
     total_j = 0.0
 
     async def cycles() -> None:
-        nonlocal counters, since, total_j
+        nonlocal ledger, since, total_j
         for _ in range(20):
             clock[0] += REFRESH_S
             obs, ok = await source.observe("ns", ["p"], since)
             assert ok
-            if obs.counters is not None:
-                deltas, counters = advance_counters(counters, obs.counters)
-                total_j += increment_from_deltas(deltas).gpu_j
+            if obs.containers is not None:
+                ledger, inc, _ = advance(ledger, obs.containers, None, live_pods={"p"}, complete=obs.complete, elapsed_s=None)
+                total_j += inc.gpu_j
             since = obs.window_end_s if obs.window_end_s is not None else since
 
     asyncio.run(cycles())

@@ -141,11 +141,11 @@ class IntensitySeries:
 
     def integral(self, t_s: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """F(t) in (gCO2e/kWh)·s at each time (clamped outside the series)."""
-        return np.interp(t_s, self.breakpoints_s, self.cum_intensity)
+        return np.asarray(np.interp(t_s, self.breakpoints_s, self.cum_intensity), dtype=np.float64)
 
     def covered(self, t_s: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """C(t): seconds covered by the series up to t (clamped outside the series)."""
-        return np.interp(t_s, self.breakpoints_s, self.cum_covered_s)
+        return np.asarray(np.interp(t_s, self.breakpoints_s, self.cum_covered_s), dtype=np.float64)
 
 
 CarbonIntensity = float | list[IntensityInterval]

@@ -170,6 +170,15 @@ def _col(name: str, kind: str, path: str, description: str, priority: int = 0) -
 
 _AGE = _col("Age", "date", ".metadata.creationTimestamp", "Time since creation.")
 
+#: An empty selector would silently select nothing (Kubernetes' own meaning, everything, would
+#: bill every pod of the namespace): refuse it.
+_SELECTOR_NOT_EMPTY = {
+    "rule": "!has(self.selector) || (has(self.selector.matchLabels) && size(self.selector.matchLabels) > 0) || "
+    "(has(self.selector.matchExpressions) && size(self.selector.matchExpressions) > 0)",
+    "message": "spec.selector needs matchLabels or matchExpressions (an empty selector selects no pods)",
+    "fieldPath": ".selector",
+}
+
 
 def training_run_crd() -> dict[str, Any]:
     return _crd(
@@ -189,6 +198,7 @@ def training_run_crd() -> dict[str, Any]:
                 "message": "spec.selector or spec.workloadRef is required to find the run's pods",
                 "fieldPath": ".selector",
             },
+            _SELECTOR_NOT_EMPTY,
             {
                 "rule": "!has(self.phase) || !has(self.final) || !self.final || self.phase == 'training'",
                 "message": "spec.final: true requires spec.phase training (or no phase)",
@@ -224,6 +234,7 @@ def inference_service_crd() -> dict[str, Any]:
             "mlfootprint meters."
         ),
         spec_rules=[
+            _SELECTOR_NOT_EMPTY,
             {
                 "rule": "self.servingMetrics.engine != 'custom' || "
                 "(has(self.servingMetrics.requestsMetric) && has(self.servingMetrics.outputTokensMetric))",

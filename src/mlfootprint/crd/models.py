@@ -24,6 +24,7 @@ PROM_METRIC_NAME = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
 
 NonNegFloat = Annotated[float, Field(ge=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
+PosFloat = Annotated[float, Field(gt=0)]
 
 
 def to_camel(name: str) -> str:
@@ -103,13 +104,13 @@ class FactorsRef(_Model):
 
 
 class Budget(_Model):
-    """Limits that set the BudgetExceeded condition and post an Event when passed."""
+    """Limits that set the BudgetExceeded condition and post an Event when passed (each > 0)."""
 
-    co2e_kg: NonNegFloat | None = Field(default=None, description="Total CO2e budget in kg.")
-    energy_k_wh: NonNegFloat | None = Field(
+    co2e_kg: PosFloat | None = Field(default=None, description="Total CO2e budget in kg.")
+    energy_k_wh: PosFloat | None = Field(
         default=None, alias="energyKWh", description="Facility energy budget in kWh."
     )
-    water_l: NonNegFloat | None = Field(default=None, description="Total water budget in litres.")
+    water_l: PosFloat | None = Field(default=None, description="Total water budget in litres.")
 
 
 class TrainingRunSpec(_Model):
@@ -269,16 +270,79 @@ class BudgetStatus(_Model):
     summary: str | None = Field(default=None, description="Short text for the Budget column, e.g. '42% CO2e'.")
 
 
-class Ledger(_Model):
-    """Operator bookkeeping that makes the status a ledger across restarts.
+class LedgerTotals(_Model):
+    """Accumulated quantities of the run at full precision (the figures above are rounded).
+    Units are in the names: J, g (CO2e), L, s (device-seconds or wall seconds), W."""
 
-    `counters` holds the last counter value seen per metric series (so a restart resumes from
-    it rather than double counting); `totals` holds accumulated quantities by name (J, s, g, L).
+    gpu_j: NonNegFloat = Field(default=0.0, description="GPU energy, J.")
+    cpu_j: NonNegFloat = Field(default=0.0, description="Host CPU energy, J.")
+    dram_j: NonNegFloat = Field(default=0.0, description="Host DRAM energy, J.")
+    it_j: NonNegFloat = Field(default=0.0, description="IT energy (GPU + host), J.")
+    facility_j: NonNegFloat = Field(default=0.0, description="IT energy x PUE, J.")
+    co2e_op_g: NonNegFloat = Field(default=0.0, description="Location-based operational CO2e, g.")
+    co2e_market_g: NonNegFloat | None = Field(default=None, description="Market-based operational CO2e, g.")
+    co2e_emb_g: NonNegFloat = Field(default=0.0, description="Embodied CO2e share, g.")
+    water_on_l: NonNegFloat = Field(default=0.0, description="On-site water, L.")
+    water_off_l: NonNegFloat = Field(default=0.0, description="Off-site water, L.")
+    water_emb_l: NonNegFloat = Field(default=0.0, description="Embodied water share, L.")
+    alloc_s: NonNegFloat = Field(default=0.0, description="GPU device-seconds held.")
+    alloc_s_by_model: dict[str, NonNegFloat] | None = Field(default=None, description="GPU device-seconds held per GPU model.")
+    active_s: NonNegFloat = Field(default=0.0, description="Wall seconds of intervals with GPU energy.")
+    held_s: NonNegFloat = Field(default=0.0, description="Seconds the GPUs were held, on the exporters' clock (avgW denominator).")
+    swings: NonNegFloat = Field(default=0.0, description="Power swings.")
+    requests: NonNegFloat = Field(default=0.0, description="Requests served.")
+    tokens_in: NonNegFloat = Field(default=0.0, description="Input (prompt) tokens.")
+    tokens_out: NonNegFloat = Field(default=0.0, description="Output (generated) tokens.")
+    peak_w: NonNegFloat | None = Field(default=None, description="Highest attributed GPU power sampled, W.")
+    min_w: NonNegFloat | None = Field(default=None, description="Lowest attributed GPU power sampled, W.")
+    workload_seen: NonNegFloat | None = Field(default=None, description="1 once the workloadRef object was seen.")
+
+
+class SeriesCounters(_Model):
+    """Last counter values of one container as its exporter reported them."""
+
+    node: str | None = Field(default=None, description="Node of the exporter.")
+    start: float | None = Field(
+        default=None, description="The exporter's mlfootprint_pod_start_time_seconds: the counters' identity."
+    )
+    gpu_j: NonNegFloat = 0.0
+    cpu_j: NonNegFloat = 0.0
+    dram_j: NonNegFloat = 0.0
+    swings: NonNegFloat = 0.0
+    alloc_s: dict[str, NonNegFloat] = Field(default_factory=dict, description="GPU model -> device-seconds.")
+    gpus: NonNegInt = Field(default=0, description="GPU series of the container.")
+
+
+class ServingCounters(_Model):
+    """Last values of one serving pod's engine counters, per label set (keyed by a digest)."""
+
+    start: float | None = Field(default=None, description="The engine's process_start_time_seconds, if exposed.")
+    requests: dict[str, NonNegFloat] = Field(default_factory=dict)
+    tokens_in: dict[str, NonNegFloat] = Field(default_factory=dict)
+    tokens_out: dict[str, NonNegFloat] = Field(default_factory=dict)
+
+
+class Ledger(_Model):
+    """Operator bookkeeping that makes the status a ledger across restarts (bounded: the
+    counters of containers that have left are folded into the totals).
+
+    `series` holds the last counter values per container incarnation, `serving` the serving
+    engines' counters per pod, `folded` per node the newest counter start folded into the
+    totals (an older series that reappears is stale), `totals` the accumulated quantities.
     """
 
-    observed_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
-    counters: dict[str, float] | None = None
-    totals: dict[str, float] | None = None
+    observed_at: str | None = Field(
+        default=None,
+        json_schema_extra={"format": "date-time"},
+        description="Time the counters below were read (the figures are totals up to then).",
+    )
+    series: dict[str, SeriesCounters] | None = Field(default=None, description="pod/container -> counters.")
+    serving: dict[str, ServingCounters] | None = Field(default=None, description="pod -> serving counters.")
+    folded: dict[str, float] | None = Field(default=None, description="node -> newest counter start folded.")
+    totals: LedgerTotals | None = None
+    counters: dict[str, float] | None = Field(
+        default=None, description="Deprecated (operator 0.1): per-series counters, migrated on the next refresh."
+    )
 
 
 Phase = Literal["development", "training", "inference"]
@@ -293,7 +357,6 @@ class FootprintStatus(_Model):
     observed_generation: NonNegInt | None = None
     start_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
     completion_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
-    last_updated: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
     gpus: NonNegInt | None = Field(default=None, description="GPUs currently (or last) allocated.")
     gpu_models: list[str] | None = None
     gpu_hours: NonNegFloat = 0.0

@@ -41,6 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no-discovery", action="store_true", help="never auto-discover workloads")
     e = parser.add_argument_group("energy")
     e.add_argument("--interval", type=float, default=30.0, metavar="SECONDS", help="refresh interval per resource (default 30)")
+    e.add_argument(
+        "--status-max-age", type=float, default=300.0, metavar="SECONDS",
+        help="rewrite a running run's status at least this often, even when no printed figure changed (default 300)",
+    )
     e.add_argument("--energy-source", choices=("scrape", "prometheus"), default="scrape", help="where energy comes from")
     e.add_argument("--exporter-service", default="mlfootprint-exporter", help="Service of the exporters (scrape mode)")
     e.add_argument("--exporter-namespace", default=None, help="namespace of that Service (default: operator namespace)")
@@ -83,6 +87,7 @@ def config_from_args(args: argparse.Namespace) -> object:
         watch_namespaces=tuple(args.namespace),
         kubeconfig=args.kubeconfig,
         interval_s=args.interval,
+        status_max_age_s=args.status_max_age,
         energy_source=args.energy_source,
         exporter_service=args.exporter_service,
         exporter_namespace=args.exporter_namespace,
@@ -118,6 +123,7 @@ _FLAGS = {
     "namespace": "--operator-namespace",
     "watch_namespaces": "--namespace",
     "interval_s": "--interval",
+    "status_max_age_s": "--status-max-age",
     "exporter_urls": "--exporter-url",
     "prometheus_lag_s": "--prometheus-lag",
     "discovery": "--no-discovery",
@@ -156,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
 
     from mlfootprint.logs import configure
 
-    for flag, value in (("--interval", args.interval), ("--prometheus-lag", args.prometheus_lag)):
+    for flag, value in (("--interval", args.interval), ("--prometheus-lag", args.prometheus_lag), ("--status-max-age", args.status_max_age)):
         if not math.isfinite(value):
             raise _bad(flag, "must be a finite number of seconds")
     if args.interval <= 0:

@@ -23,6 +23,9 @@ class OperatorConfig(BaseModel):
     watch_namespaces: tuple[str, ...] = Field(default=(), description="watch only these; empty = cluster-wide")
     kubeconfig: str | None = None
     interval_s: float = Field(default=30.0, gt=0, description="refresh interval of each resource")
+    status_max_age_s: float = Field(
+        default=300.0, gt=0, description="rewrite a running run's status at least this often even when no printed figure changed"
+    )
     energy_source: Literal["scrape", "prometheus"] = "scrape"
     exporter_service: str = Field(default="mlfootprint-exporter", description="Service of the exporters")
     exporter_namespace: str | None = Field(default=None, description="namespace of that Service (default: namespace)")

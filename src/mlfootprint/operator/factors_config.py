@@ -15,12 +15,18 @@ electricitymaps|watttime, zone: Z}}`` (live API; off unless the operator enables
 Live kinds take ``fallback: N``, used while no live value is available.
 
 Layers: built-in defaults <- cluster default ConfigMap <- namespace ConfigMap <-
-``spec.factorsRef``; later layers override field by field. Errors name the field.
+``spec.factorsRef``; later layers override field by field.
+
+Validated at the boundary: every number must be finite and within physical bounds
+(:data:`BOUNDS`; e.g. 1e308 g/kWh is refused, not turned into +Inf CO2e). Errors name the
+field and the reason and never echo a value or an unknown key: the ConfigMap may belong to
+someone else (the cluster default), and messages end up in tenants' conditions and Events.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -97,17 +103,37 @@ class ResolvedFactors:
     sources: tuple[str, ...] = ()
 
 
-def _number(value: Any, name: str, *, minimum: float | None = None, strict_min: bool = False) -> float:
+#: Physical bounds of each number (inclusive; lifetimes exclude 0). The highest grid
+#: intensities are ~1,100 gCO2e/kWh (lignite); PUEs of real facilities are 1.0-3.0; on-site
+#: WUE up to ~10 L/kWh (evaporative towers); water per kWh of electricity up to ~60 L/kWh
+#: (hydro reservoir evaporation, Macknick et al.). Values beyond these are typos or garbage.
+BOUNDS: dict[str, tuple[float, float]] = {
+    "pue": (1.0, 5.0),
+    "carbonIntensity": (0.0, 3000.0),
+    "marketCarbonIntensity": (0.0, 3000.0),
+    "wueOnsite": (0.0, 100.0),
+    "wueOffsite": (0.0, 200.0),
+    "co2eKg": (0.0, 1e6),
+    "waterL": (0.0, 1e7),
+    "lifetimeYears": (0.0, 50.0),
+}
+
+
+def _number(value: Any, name: str, *, bounds: str, strict_min: bool = False) -> float:
+    """A finite number within ``BOUNDS[bounds]``; the error names the field, never the value."""
+    low, high = BOUNDS[bounds]
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise FactorsError(name, f"must be a number, got {type(value).__name__}")
+        raise FactorsError(name, f"must be a number, not a {type(value).__name__}")
     try:
         x = float(value)
     except ValueError:
-        raise FactorsError(name, f"must be a number, got {value!r}") from None
+        raise FactorsError(name, "must be a number") from None
     if not math.isfinite(x):
-        raise FactorsError(name, f"must be finite, got {value!r}")
-    if minimum is not None and (x <= minimum if strict_min else x < minimum):
-        raise FactorsError(name, f"must be {'>' if strict_min else '>='} {minimum:g}, got {x:g}")
+        raise FactorsError(name, "must be a finite number")
+    if x < low or (strict_min and x == low):
+        raise FactorsError(name, f"must be {'>' if strict_min else '>='} {low:g}")
+    if x > high:
+        raise FactorsError(name, f"must be <= {high:g} (a larger value is not physical)")
     return x
 
 
@@ -128,23 +154,22 @@ def _schedule(value: Any, name: str) -> tuple[float, ...]:
         values = value
     else:
         raise FactorsError(name, "must be a list of 24 hourly values or a mapping hour -> value")
-    return tuple(_number(v, f"{name}[{i}]", minimum=0) for i, v in enumerate(values))
+    return tuple(_number(v, f"{name}[{i}]", bounds="carbonIntensity") for i, v in enumerate(values))
 
 
 def _carbon_intensity(value: Any, name: str) -> CarbonIntensitySpec:
     if not isinstance(value, Mapping):
-        return CarbonIntensitySpec("constant", constant_g_per_kwh=_number(value, name, minimum=0))
+        return CarbonIntensitySpec("constant", constant_g_per_kwh=_number(value, name, bounds="carbonIntensity"))
     kinds = [k for k in ("constant", "schedule", "prometheus", "provider") if k in value]
-    unknown = sorted(set(map(str, value)) - {"constant", "schedule", "prometheus", "provider", "fallback"})
-    if unknown:
-        raise FactorsError(f"{name}.{unknown[0]}", "unknown key (use constant, schedule, prometheus or provider)")
+    if set(map(str, value)) - {"constant", "schedule", "prometheus", "provider", "fallback"}:
+        raise FactorsError(name, "has an unknown key (use constant, schedule, prometheus or provider, and fallback)")
     if len(kinds) != 1:
-        raise FactorsError(name, f"needs exactly one of constant, schedule, prometheus, provider (got {kinds})")
+        raise FactorsError(name, f"needs exactly one of constant, schedule, prometheus, provider (got {len(kinds)})")
     kind = kinds[0]
-    fallback = _number(value["fallback"], f"{name}.fallback", minimum=0) if "fallback" in value else None
+    fallback = _number(value["fallback"], f"{name}.fallback", bounds="carbonIntensity") if "fallback" in value else None
     body = value[kind]
     if kind == "constant":
-        return CarbonIntensitySpec("constant", constant_g_per_kwh=_number(body, f"{name}.constant", minimum=0))
+        return CarbonIntensitySpec("constant", constant_g_per_kwh=_number(body, f"{name}.constant", bounds="carbonIntensity"))
     if kind == "schedule":
         return CarbonIntensitySpec("schedule", schedule_g_per_kwh=_schedule(body, f"{name}.schedule"))
     if kind == "prometheus":
@@ -159,7 +184,7 @@ def _carbon_intensity(value: Any, name: str) -> CarbonIntensitySpec:
         raise FactorsError(f"{name}.provider", "must be a mapping with name and zone")
     provider = str(body.get("name", "")).lower()
     if provider not in PROVIDERS:
-        raise FactorsError(f"{name}.provider.name", f"must be one of {', '.join(PROVIDERS)}, got {provider!r}")
+        raise FactorsError(f"{name}.provider.name", f"must be one of {', '.join(PROVIDERS)}")
     zone = str(body.get("zone") or "").strip()
     if not zone:
         raise FactorsError(f"{name}.provider.zone", "a grid zone (Electricity Maps zone / WattTime region) is required")
@@ -173,22 +198,36 @@ def _embodied(value: Any, name: str) -> dict[str, EmbodiedSpec]:
         raise FactorsError(name, "must be a mapping model -> {co2eKg, waterL}")
     out: dict[str, EmbodiedSpec] = {}
     for model, spec in value.items():
+        label = _safe_key(model)
         if not isinstance(spec, Mapping):
-            raise FactorsError(f"{name}.{model}", "must be a mapping with co2eKg and waterL")
+            raise FactorsError(f"{name}.{label}", "must be a mapping with co2eKg and waterL")
         keys = {"co2eKg": "co2e_kg", "co2e_kg": "co2e_kg", "waterL": "water_l", "water_l": "water_l", "source": "source"}
-        unknown = [k for k in spec if k not in keys]
-        if unknown:
-            raise FactorsError(f"{name}.{model}.{unknown[0]}", "unknown key (use co2eKg, waterL, source)")
+        if any(k not in keys for k in spec):
+            raise FactorsError(f"{name}.{label}", "has an unknown key (use co2eKg, waterL, source)")
         values = {keys[k]: v for k, v in spec.items()}
         for py, wire in (("co2e_kg", "co2eKg"), ("water_l", "waterL")):
             if py not in values:
-                raise FactorsError(f"{name}.{model}.{wire}", "required")
-            values[py] = _number(values[py], f"{name}.{model}.{wire}", minimum=0)
+                raise FactorsError(f"{name}.{label}.{wire}", "required")
+            values[py] = _number(values[py], f"{name}.{label}.{wire}", bounds=wire)
         try:
             out[str(model)] = EmbodiedSpec.model_validate(values)
         except ValidationError as e:
-            raise FactorsError(f"{name}.{model}", e.errors()[0]["msg"]) from None
+            raise FactorsError(f"{name}.{label}", e.errors()[0]["type"]) from None
     return out
+
+
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}$")
+
+
+def _safe_key(key: Any) -> str:
+    """A mapping key fit to appear in a message (a GPU model name), else a placeholder."""
+    text = str(key)
+    return text if _SAFE_KEY.match(text) else "<key>"
+
+
+def _yaml_error(e: yaml.YAMLError) -> str:
+    mark = getattr(e, "problem_mark", None)
+    return f"not valid YAML (line {mark.line + 1})" if mark is not None else "not valid YAML"
 
 
 def _load_data(data: Mapping[str, str]) -> dict[str, Any]:
@@ -197,7 +236,7 @@ def _load_data(data: Mapping[str, str]) -> dict[str, Any]:
         try:
             doc = yaml.safe_load(data[_DOC_KEY]) or {}
         except yaml.YAMLError as e:
-            raise FactorsError(_DOC_KEY, f"not valid YAML: {e}") from None
+            raise FactorsError(_DOC_KEY, _yaml_error(e)) from None
         if not isinstance(doc, Mapping):
             raise FactorsError(_DOC_KEY, "must be a YAML mapping of factor fields")
         raw.update(doc)
@@ -207,7 +246,7 @@ def _load_data(data: Mapping[str, str]) -> dict[str, Any]:
         try:
             raw[key] = yaml.safe_load(text) if isinstance(text, str) else text
         except yaml.YAMLError as e:
-            raise FactorsError(key, f"not valid YAML: {e}") from None
+            raise FactorsError(key if key in _FIELDS else "data", _yaml_error(e)) from None
     return raw
 
 
@@ -218,40 +257,43 @@ def parse_factors(
     raw = _load_data(data or {})
     unknown = sorted(set(map(str, raw)) - set(_FIELDS))
     if unknown:
-        raise FactorsError(unknown[0], f"unknown field (known: {', '.join(_FIELDS)})")
+        raise FactorsError("data", f"{len(unknown)} unknown field(s) (known: {', '.join(_FIELDS)})")
     fields: dict[str, Any] = {}
     ci: CarbonIntensitySpec | None = None
     if "region" in raw:
         try:
             preset = region_preset(str(raw["region"]))
-        except UnknownRegionError as e:
-            raise FactorsError("region", str(e)) from None
+        except UnknownRegionError:
+            raise FactorsError(
+                "region", "unknown region code: use an ISO 3166-1 alpha-3 country code such as USA, FRA, DEU "
+                "(`mlfootprint estimate --list-regions` prints them all)"
+            ) from None
         fields["region"] = preset.code
         fields["wue_offsite_l_per_kwh"] = preset.wue_offsite_l_per_kwh
         ci = CarbonIntensitySpec("constant", constant_g_per_kwh=preset.carbon_intensity_g_per_kwh)
     if "pue" in raw:
-        fields["pue"] = _number(raw["pue"], "pue", minimum=1.0)
+        fields["pue"] = _number(raw["pue"], "pue", bounds="pue")
     if "carbonIntensity" in raw:
         ci = _carbon_intensity(raw["carbonIntensity"], "carbonIntensity")
     if "marketCarbonIntensity" in raw:
         fields["market_carbon_intensity_g_per_kwh"] = _number(
-            raw["marketCarbonIntensity"], "marketCarbonIntensity", minimum=0
+            raw["marketCarbonIntensity"], "marketCarbonIntensity", bounds="marketCarbonIntensity"
         )
     if "wueOnsite" in raw:
-        fields["wue_onsite_l_per_kwh"] = _number(raw["wueOnsite"], "wueOnsite", minimum=0)
+        fields["wue_onsite_l_per_kwh"] = _number(raw["wueOnsite"], "wueOnsite", bounds="wueOnsite")
     if "wueOffsite" in raw:
-        fields["wue_offsite_l_per_kwh"] = _number(raw["wueOffsite"], "wueOffsite", minimum=0)
+        fields["wue_offsite_l_per_kwh"] = _number(raw["wueOffsite"], "wueOffsite", bounds="wueOffsite")
     if "onsiteWaterBasis" in raw:
         basis = str(raw["onsiteWaterBasis"])
         if basis not in ("it", "facility"):
-            raise FactorsError("onsiteWaterBasis", f"must be 'it' or 'facility', got {basis!r}")
+            raise FactorsError("onsiteWaterBasis", "must be 'it' or 'facility'")
         fields["onsite_water_basis"] = basis
     for key, name in (("embodiedGpu", "embodied_gpu"), ("embodiedHost", "embodied_host")):
         if key in raw:
             fields[name] = _embodied(raw[key], key)
     for key, name in (("gpuLifetimeYears", "gpu_lifetime_years"), ("hostLifetimeYears", "host_lifetime_years")):
         if key in raw:
-            fields[name] = _number(raw[key], key, minimum=0, strict_min=True)
+            fields[name] = _number(raw[key], key, bounds="lifetimeYears", strict_min=True)
     return FactorsLayer(fields=fields, carbon_intensity=ci, source=source, resource_version=resource_version)
 
 

@@ -39,14 +39,19 @@ class FactorsProblem:
     field: str
     message: str
     kept: str  # "last good" | "status" | "defaults"
+    code: str | None = None  # a reason other than Invalid<Field>
 
     @property
     def reason(self) -> str:
+        if self.code:
+            return self.code
         head = self.field.split(".", 1)[0].split("[", 1)[0]
         camel = "".join(ch for ch in head[:1].upper() + head[1:] if ch.isalnum())
         return f"Invalid{camel or 'ConfigMap'}"
 
     def text(self) -> str:
+        if self.code:
+            return f"{self.field}: {self.message}; using the {self.kept} factors"
         return f"ConfigMap {self.configmap} is invalid: {self.field}: {self.message}; using the {self.kept} factors"
 
 
@@ -142,9 +147,17 @@ class FactorsStore:
         if namespace != self._op_ns:
             wanted.append((namespace, self._name))
         ref_missing: str | None = None
+        forbidden: FactorsProblem | None = None
         if factors_ref and factors_ref.get("name"):
             ref = (factors_ref.get("namespace") or namespace, str(factors_ref["name"]))
-            if ref not in wanted:
+            if ref[0] not in (namespace, self._op_ns):
+                # a tenant may not make the operator read another tenant's ConfigMaps
+                forbidden = FactorsProblem(
+                    configmap=f"{ref[0]}/{ref[1]}", field="spec.factorsRef.namespace",
+                    message=f"may name only the run's own namespace or the operator's ({self._op_ns})",
+                    kept="remaining", code="FactorsRefForbidden",
+                )
+            elif ref not in wanted:
                 wanted.append(ref)
         cms = await asyncio.gather(*(self._read(ns, n) for ns, n in wanted))
         layers: list[FactorsLayer] = []
@@ -163,6 +176,8 @@ class FactorsStore:
             problems.append(
                 FactorsProblem(configmap=ref_missing, field="spec.factorsRef", message="ConfigMap not found", kept="remaining")
             )
+        if forbidden is not None:
+            problems.append(forbidden)
         return resolve_factors(layers), problems
 
     async def phase_rules(self) -> PhaseRules:

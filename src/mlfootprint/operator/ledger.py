@@ -1,90 +1,134 @@
-"""The status ledger: counter deltas and accumulated totals (pure functions, no I/O).
+"""The status ledger: counter deltas, folding and accumulated totals (pure functions, no I/O).
 
-Every refresh reads cumulative counters (per metric series) and turns them into
-increments with the classic Prometheus counter rule (the same one ``increase()`` uses):
+Every refresh reads cumulative counters and turns them into increments. The exporters'
+per-container counters carry the unix time the exporter started counting them
+(``mlfootprint_pod_start_time_seconds``), which makes the rules exact instead of guessed:
 
-* ``delta = cur - last`` when ``cur >= last``;
-* ``delta = cur`` when ``cur < last`` (a reset: exporter restart, driver reload — the
-  counter restarted from zero, so everything it holds is new);
-* ``delta = cur`` for a series seen for the first time (exporter counters start at the
-  exporter's first observation of the container, docs/metrics.md).
+* a container seen for the first time (or with a *newer* start: its counters really started
+  again from zero) -> all of its value is new;
+* the same start and a higher value -> the difference;
+* the same start and a *lower* value -> a rollback (an exporter restored an older
+  checkpoint): nothing is added, the lower value becomes the baseline, and the anomaly is
+  reported. A rollback is never mistaken for a reset, so history is never added twice;
+* an *older* start than the ledger's -> a stale incarnation (an old series that reappeared):
+  ignored;
+* no start (an exporter older than 0.2, or a ledger written by operator 0.1) -> the classic
+  Prometheus rule: lower means reset, the new value is new.
 
-The last value of each series lives in ``status.ledger.counters`` and the accumulated
-quantities in ``status.ledger.totals``; both are written in the same status patch, so an
-operator restart resumes from exactly what was accounted: nothing dropped, nothing doubled.
+Serving engines' counters (InferenceService) are kept per pod and per label set, so a label
+set that vanishes from a sum is not a reset. A decrease is a reset only when the engine
+restarted (``process_start_time_seconds`` changed) or, without that metric, when the new
+value is plausible for the time since the last read; otherwise the source is inconsistent
+(e.g. replicas behind one URL answering in turn): nothing is added, the high-water mark is
+kept (so swings back up are not counted again) and the anomaly is reported. Increments
+above a physical rate are refused the same way.
 
-Increments are converted into carbon and water with the factors in force for the
-interval ``[start_s, end_s)`` they were measured in (``mlfootprint.accounting.footprint``);
-a change of factors therefore applies from its time forward and never rewrites history.
+Bounded: a container that left the run (its pod is gone) and that the exporters no longer
+report is *folded*: its counters leave the ledger (its energy stays in the totals) and the
+node's newest folded start is kept as a watermark, so a folded series that reappears is
+recognised as stale instead of being counted again.
+
+The ledger and the totals are written in one status update, so an operator restart resumes
+from exactly what was accounted: nothing dropped, nothing doubled. Increments are converted
+into carbon and water with the factors in force for the interval they were measured in
+(``mlfootprint.accounting.footprint``): a change of factors applies from its time forward.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from mlfootprint.accounting.factors import Factors
 from mlfootprint.accounting.footprint import compute_footprint
 from mlfootprint.accounting.inputs import EnergyInterval, Usage
+from mlfootprint.crd.models import Ledger, LedgerTotals, SeriesCounters, ServingCounters
 
 __all__ = [
-    "COUNTER_KINDS",
+    "MAX_COUNTER",
+    "MAX_RATE",
+    "Anomaly",
+    "ContainerObs",
     "Increment",
-    "advance_counters",
+    "ServingObs",
+    "advance",
     "apply_increment",
-    "counter_delta",
     "held_seconds",
-    "increment_from_deltas",
-    "series_key",
+    "labels_digest",
+    "ledger_from_status",
+    "migrate_counters",
+    "series_name",
 ]
 
-#: Kinds of counter series a run's ledger tracks (the prefix of each series key).
-COUNTER_KINDS = ("gpu", "cpu", "dram", "alloc", "swings", "requests", "tokens_in", "tokens_out")
+#: Largest cumulative value accepted from any counter (J, s, count): 10 kW for 30 years.
+MAX_COUNTER = 1e13
+#: Largest plausible rate of a serving counter per pod and second (refused above it).
+MAX_RATE = {"requests": 1e5, "tokens_in": 1e8, "tokens_out": 1e7}
+#: Label sets of one serving counter kept apart per pod; beyond this their sum is one series.
+MAX_LABEL_SETS = 32
+#: The key of the sum of all label sets (used past MAX_LABEL_SETS and for 0.1 ledgers).
+SUM_KEY = "*"
 
 
-def series_key(kind: str, *parts: str) -> str:
-    """Stable ledger key of one counter series, e.g. ``gpu|pod-0|main|GPU-1234``."""
-    if kind not in COUNTER_KINDS:
-        raise ValueError(f"unknown counter kind {kind!r}")
-    return "|".join((kind, *parts))
+def series_name(pod: str, container: str) -> str:
+    """Ledger key of one container's counters (pod and container names contain no '/')."""
+    return f"{pod}/{container}"
 
 
-def counter_delta(last: float | None, cur: float) -> float:
-    """Increase of a cumulative counter since ``last`` (None: never seen), reset-aware."""
-    if cur < 0:
-        raise ValueError(f"counter value must be >= 0, got {cur}")
-    if last is None or cur < last:
-        return cur
-    return cur - last
+def labels_digest(labels: Mapping[str, str]) -> str:
+    """A short stable key of a label set (the labels themselves are not stored)."""
+    text = "\x00".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
 
 
-def advance_counters(
-    last: Mapping[str, float], observed: Mapping[str, float]
-) -> tuple[dict[str, float], dict[str, float]]:
-    """Deltas of the observed series and the new ``counters`` map.
+def valid_counter(value: float) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value <= MAX_COUNTER
 
-    Series not observed this time keep their last value (a pod that ended, an exporter that
-    did not answer): when they come back the reset rule applies.
-    """
-    deltas: dict[str, float] = {}
-    counters = dict(last)
-    for key, cur in observed.items():
-        d = counter_delta(last.get(key), cur)
-        if d:
-            deltas[key] = d
-        counters[key] = cur
-    return deltas, counters
+
+# ----------------------------------------------------------------------------- observations
+
+
+@dataclass(frozen=True)
+class ContainerObs:
+    """One container's cumulative counters as an exporter reports them."""
+
+    node: str | None = None
+    start: float | None = None
+    gpu_j: float = 0.0
+    cpu_j: float = 0.0
+    dram_j: float = 0.0
+    swings: float = 0.0
+    alloc_s: Mapping[str, float] = field(default_factory=dict)  # GPU model -> device-seconds
+    gpus: Mapping[str, str] = field(default_factory=dict)  # GPU UUID -> model
+
+
+@dataclass(frozen=True)
+class ServingObs:
+    """One serving pod's counters: kind (requests|tokens_in|tokens_out) -> label digest -> value."""
+
+    start: float | None = None  # the engine's process_start_time_seconds, when exposed
+    counters: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """Something the ledger refused or corrected; ``kind`` is a CamelCase reason."""
+
+    kind: str  # Rollback | StaleSeries | ServingInconsistent | ServingImplausible
+    subject: str  # pod/container or pod:metric (names only, never values)
 
 
 @dataclass
 class Increment:
-    """What a run used during one interval (summed over its series)."""
+    """What a run used since the last ledger update (summed over its series)."""
 
     gpu_j: float = 0.0
     cpu_j: float = 0.0
     dram_j: float = 0.0
     alloc_s: dict[str, float] = field(default_factory=dict)  # GPU model -> device-seconds held
-    gpus: int = 0  # distinct GPUs whose energy rose in the interval
+    gpus: int = 0  # GPUs of the containers that held GPUs in the interval
     swings: float = 0.0
     requests: float = 0.0
     tokens_in: float = 0.0
@@ -95,38 +139,233 @@ class Increment:
         return self.gpu_j + self.cpu_j + self.dram_j
 
     def is_empty(self) -> bool:
-        return not (self.it_j or any(self.alloc_s.values()) or self.swings or self.requests or self.tokens_out)
+        return not (self.it_j or any(self.alloc_s.values()) or self.swings or self.requests or self.tokens_out or self.tokens_in)
 
 
-def increment_from_deltas(deltas: Mapping[str, float]) -> Increment:
-    """Sum series deltas by kind; ``alloc`` keys end with the GPU model, ``gpu`` keys with
-    the GPU's UUID (``gpus`` counts the distinct GPUs with an energy increase)."""
-    inc = Increment()
-    gpus: set[str] = set()
-    for key, d in deltas.items():
-        kind, _, rest = key.partition("|")
+# ----------------------------------------------------------------------------- migration
+
+
+def migrate_counters(counters: Mapping[str, float]) -> tuple[dict[str, SeriesCounters], dict[str, ServingCounters]]:
+    """Operator 0.1 kept ``kind|pod|container[|extra]`` keys; regroup them per container
+    (no start: the first new observation adopts the exporter's) and per serving pod (as
+    the sum of its label sets)."""
+    series: dict[str, dict] = {}  # type: ignore[type-arg]
+    serving: dict[str, dict[str, float]] = {}
+    for key, value in counters.items():
+        if not valid_counter(value):
+            continue
+        kind, *parts = key.split("|")
+        if kind in ("requests", "tokens_in", "tokens_out"):
+            pod = parts[0] if parts else ""
+            serving.setdefault(pod, {})[kind] = serving.get(pod, {}).get(kind, 0.0) + value
+            continue
+        if len(parts) < 2:
+            continue
+        s = series.setdefault(series_name(parts[0], parts[1]), {"gpuJ": 0.0, "cpuJ": 0.0, "dramJ": 0.0, "swings": 0.0, "allocS": {}, "gpus": 0})
         if kind == "gpu":
-            inc.gpu_j += d
-            if d > 0:
-                uuid = rest.rsplit("|", 1)[-1]
-                gpus.add(uuid or rest)  # no UUID label: one GPU per series
-        elif kind == "cpu":
-            inc.cpu_j += d
-        elif kind == "dram":
-            inc.dram_j += d
-        elif kind == "alloc":
-            model = rest.rsplit("|", 1)[-1] or "unknown"
-            inc.alloc_s[model] = inc.alloc_s.get(model, 0.0) + d
+            s["gpuJ"] += value
+            s["gpus"] += 1
+        elif kind in ("cpu", "dram"):
+            s[f"{kind}J"] += value
         elif kind == "swings":
-            inc.swings += d
-        elif kind == "requests":
-            inc.requests += d
-        elif kind == "tokens_in":
-            inc.tokens_in += d
-        elif kind == "tokens_out":
-            inc.tokens_out += d
-    inc.gpus = len(gpus)
-    return inc
+            s["swings"] += value
+        elif kind == "alloc":
+            model = parts[2] if len(parts) > 2 else "unknown"
+            s["allocS"][model] = s["allocS"].get(model, 0.0) + value
+    return (
+        {k: SeriesCounters.model_validate(v) for k, v in series.items()},
+        {
+            pod: ServingCounters.model_validate({_WIRE[k]: {SUM_KEY: v} for k, v in kinds.items()})
+            for pod, kinds in serving.items()
+        },
+    )
+
+
+_WIRE = {"requests": "requests", "tokens_in": "tokensIn", "tokens_out": "tokensOut"}
+
+
+# ----------------------------------------------------------------------------- advancing
+
+
+def _grow(last: float, cur: float) -> tuple[float, bool]:
+    """(delta, decreased) of a counter within one incarnation."""
+    if cur >= last:
+        return cur - last, False
+    return 0.0, True
+
+
+def _container_delta(entry: SeriesCounters | None, obs: ContainerObs, folded: Mapping[str, float]) -> tuple[SeriesCounters | None, Increment, str | None]:
+    """New ledger entry, the increment, and an anomaly kind (or None)."""
+    inc = Increment()
+    new = SeriesCounters(
+        node=obs.node, start=obs.start, gpu_j=obs.gpu_j, cpu_j=obs.cpu_j, dram_j=obs.dram_j,
+        swings=obs.swings, alloc_s=dict(obs.alloc_s), gpus=len(obs.gpus),
+    )
+    if entry is None:
+        watermark = folded.get(obs.node or "")
+        if obs.start is not None and watermark is not None and obs.start <= watermark:
+            return None, inc, "StaleSeries"
+        _fill(inc, obs.gpu_j, obs.cpu_j, obs.dram_j, obs.swings, obs.alloc_s)
+        return new, inc, None
+    if entry.start is not None and obs.start is not None:
+        if obs.start < entry.start:
+            return entry, inc, "StaleSeries"
+        if obs.start > entry.start:  # the counters really restarted from zero
+            _fill(inc, obs.gpu_j, obs.cpu_j, obs.dram_j, obs.swings, obs.alloc_s)
+            return new, inc, None
+        # same incarnation: growth, or a rollback (never a reset)
+        decreased = False
+        deltas = []
+        for last, cur in ((entry.gpu_j, obs.gpu_j), (entry.cpu_j, obs.cpu_j), (entry.dram_j, obs.dram_j), (entry.swings, obs.swings)):
+            d, down = _grow(last, cur)
+            deltas.append(d)
+            decreased |= down
+        alloc: dict[str, float] = {}
+        for model, cur in obs.alloc_s.items():
+            d, down = _grow(entry.alloc_s.get(model, 0.0), cur)
+            alloc[model] = d
+            decreased |= down
+        _fill(inc, *deltas, alloc)
+        return new, inc, "Rollback" if decreased else None
+    # no start on one side: the classic rule, lower means reset (the new value is new)
+    deltas = [
+        cur if cur < last else cur - last
+        for last, cur in ((entry.gpu_j, obs.gpu_j), (entry.cpu_j, obs.cpu_j), (entry.dram_j, obs.dram_j), (entry.swings, obs.swings))
+    ]
+    alloc = {}
+    for model, cur in obs.alloc_s.items():
+        last = entry.alloc_s.get(model, 0.0)
+        alloc[model] = cur if cur < last else cur - last
+    _fill(inc, *deltas, alloc)
+    return new, inc, None
+
+
+def _fill(inc: Increment, gpu_j: float, cpu_j: float, dram_j: float, swings: float, alloc: Mapping[str, float]) -> None:
+    inc.gpu_j += gpu_j
+    inc.cpu_j += cpu_j
+    inc.dram_j += dram_j
+    inc.swings += swings
+    for model, s in alloc.items():
+        if s:
+            inc.alloc_s[model] = inc.alloc_s.get(model, 0.0) + s
+
+
+def _serving_delta(
+    entry: ServingCounters | None, obs: ServingObs, elapsed_s: float | None
+) -> tuple[ServingCounters, dict[str, float], list[str]]:
+    """New entry, deltas per kind, anomaly kinds."""
+    anomalies: list[str] = []
+    deltas: dict[str, float] = {}
+    restarted = entry is not None and obs.start is not None and entry.start is not None and obs.start > entry.start
+    new_values: dict[str, dict[str, float]] = {}
+    for kind, wire in _WIRE.items():
+        cur_sets = dict(obs.counters.get(kind, {}))
+        if len(cur_sets) > MAX_LABEL_SETS:
+            cur_sets = {SUM_KEY: math.fsum(cur_sets.values())}
+        last_sets: Mapping[str, float] = {} if entry is None else getattr(entry, _ATTR[wire])
+        if SUM_KEY in last_sets and SUM_KEY not in cur_sets:  # a 0.1 ledger kept sums
+            last_sets = {SUM_KEY: last_sets[SUM_KEY]}
+            cur_sets = {SUM_KEY: math.fsum(cur_sets.values())}
+        total = 0.0
+        for digest, cur in cur_sets.items():
+            last = last_sets.get(digest)
+            if last is None or restarted:
+                d = cur  # a new label set, pod or engine process: all of it is new
+            elif cur >= last:
+                d = cur - last
+            elif obs.start is None and elapsed_s is not None and cur <= MAX_RATE[kind] * elapsed_s:
+                d = cur  # no start time to tell: a plausible restart of the engine
+            else:
+                # lower, same engine: not a reset (e.g. replicas behind one URL answering in
+                # turn). Keep the high-water mark: rebasing down would count every swing back up.
+                d = 0.0
+                cur_sets[digest] = last
+                anomalies.append("ServingInconsistent")
+            if entry is not None and elapsed_s is not None and d > MAX_RATE[kind] * max(elapsed_s, 1.0):
+                anomalies.append("ServingImplausible")
+                d = 0.0
+                if last is not None and not restarted:
+                    cur_sets[digest] = last
+            total += d
+        deltas[kind] = total
+        # a label set missing from this page keeps its last value: if it comes back, only
+        # its growth is new (a vanished label set is not a reset)
+        kept = cur_sets if restarted else {**last_sets, **cur_sets}
+        new_values[wire] = kept if len(kept) <= MAX_LABEL_SETS else cur_sets
+    new = ServingCounters.model_validate({"start": obs.start, **new_values})
+    return new, deltas, anomalies
+
+
+_ATTR = {"requests": "requests", "tokensIn": "tokens_in", "tokensOut": "tokens_out"}
+
+
+def advance(
+    ledger: Ledger,
+    containers: Mapping[tuple[str, str], ContainerObs] | None,
+    serving: Mapping[str, ServingObs] | None,
+    *,
+    live_pods: Iterable[str],
+    complete: bool,
+    elapsed_s: float | None,
+) -> tuple[Ledger, Increment, list[Anomaly]]:
+    """Advance the ledger by one observation (pure).
+
+    ``containers``: (pod, container) -> counters, None when nothing was read; ``serving``:
+    pod -> engine counters; ``live_pods``: the run's pods that still exist; ``complete``:
+    every exporter answered (only then may absent series be folded); ``elapsed_s``: wall
+    seconds since the ledger's last observation (plausibility of serving counters).
+    Returns the new ledger (totals unchanged: see :func:`apply_increment`), the increment
+    and the anomalies found.
+    """
+    live = set(live_pods)
+    series = dict(ledger.series or {})
+    serving_entries = dict(ledger.serving or {})
+    folded = dict(ledger.folded or {})
+    if ledger.counters:  # written by operator 0.1
+        old_series, old_serving = migrate_counters(ledger.counters)
+        for k, v in old_series.items():
+            series.setdefault(k, v)
+        for k, v in old_serving.items():
+            serving_entries.setdefault(k, v)
+    inc = Increment()
+    anomalies: list[Anomaly] = []
+    seen: set[str] = set()
+    for (pod, container), obs in sorted((containers or {}).items()):
+        name = series_name(pod, container)
+        seen.add(name)
+        entry, part, problem = _container_delta(series.get(name), obs, folded)
+        if entry is not None:
+            series[name] = entry
+        if problem:
+            anomalies.append(Anomaly(problem, name))
+        _fill(inc, part.gpu_j, part.cpu_j, part.dram_j, part.swings, part.alloc_s)
+        if any(part.alloc_s.values()):
+            inc.gpus += len(obs.gpus)
+    for pod, sobs in sorted((serving or {}).items()):
+        entry, deltas, problems = _serving_delta(serving_entries.get(pod), sobs, elapsed_s)
+        serving_entries[pod] = entry
+        inc.requests += deltas.get("requests", 0.0)
+        inc.tokens_in += deltas.get("tokens_in", 0.0)
+        inc.tokens_out += deltas.get("tokens_out", 0.0)
+        anomalies.extend(Anomaly(p, pod) for p in dict.fromkeys(problems))
+    if containers is not None and complete:
+        for name, entry in list(series.items()):
+            pod = name.split("/", 1)[0]
+            if name in seen or pod in live:
+                continue
+            del series[name]  # the pod is gone and no exporter reports it: fold
+            if entry.start is not None and entry.node:
+                folded[entry.node] = max(folded.get(entry.node, entry.start), entry.start)
+    for pod in list(serving_entries):
+        if pod not in live and pod not in (serving or {}):
+            del serving_entries[pod]
+    new = ledger.model_copy(
+        update={"series": series or None, "serving": serving_entries or None, "folded": folded or None, "counters": None}
+    )
+    return new, inc, anomalies
+
+
+# ----------------------------------------------------------------------------- totals
 
 
 def held_seconds(inc: Increment, start_s: float, end_s: float) -> float:
@@ -141,60 +380,64 @@ def held_seconds(inc: Increment, start_s: float, end_s: float) -> float:
     return end_s - start_s
 
 
-def _add(totals: dict[str, float], key: str, value: float) -> None:
-    if value:
-        totals[key] = totals.get(key, 0.0) + value
-
-
-def apply_increment(
-    totals: Mapping[str, float], inc: Increment, factors: Factors, start_s: float, end_s: float
-) -> dict[str, float]:
+def apply_increment(totals: LedgerTotals, inc: Increment, factors: Factors, start_s: float, end_s: float) -> LedgerTotals:
     """New totals after adding ``inc``, measured over ``[start_s, end_s)`` under ``factors``.
 
     Carbon, water and embodied impact come from :func:`compute_footprint` (METHODOLOGY §3-4):
     with a time-varying carbon intensity the increment is spread uniformly over its interval
     and integrated against the intensity, so the ledger integrates per interval (never total
-    x average). Keys (units in the name): gpuJ, cpuJ, dramJ, itJ, facilityJ, co2eOpG,
-    co2eMarketG, co2eEmbG, waterOnL, waterOffL, waterEmbL, allocS, allocS:<model>, activeS
-    (wall-clock seconds of intervals with GPU energy), heldS (:func:`held_seconds`, the
-    denominator of ``status.power.avgW``), swings, requests, tokensIn, tokensOut.
+    x average). ``heldS`` (:func:`held_seconds`) is the denominator of ``status.power.avgW``;
+    ``activeS`` the wall-clock seconds of intervals with GPU energy.
     """
-    out = dict(totals)
     if inc.is_empty():
-        return out
+        return totals
     if not end_s > start_s:
         start_s = end_s - 1e-3  # a zero-length interval still carries its energy
+    t = totals.model_dump()
     intervals = [
         EnergyInterval(start_s=start_s, end_s=end_s, component=comp, energy_j=e)
         for comp, e in (("gpu", inc.gpu_j), ("cpu", inc.cpu_j), ("dram", inc.dram_j))
         if e > 0
     ]
     gpu_hours = {m: s / 3600.0 for m, s in inc.alloc_s.items() if s > 0}
-    fp = compute_footprint(Usage(intervals=intervals, gpu_hours=gpu_hours), factors)
-    _add(out, "gpuJ", inc.gpu_j)
-    _add(out, "cpuJ", inc.cpu_j)
-    _add(out, "dramJ", inc.dram_j)
-    _add(out, "itJ", fp.energy_it_total_j)
-    _add(out, "facilityJ", fp.energy_facility_total_j)
-    _add(out, "co2eOpG", fp.operational_co2e_g)
-    if fp.operational_market_co2e_g is not None:
-        _add(out, "co2eMarketG", fp.operational_market_co2e_g)
-    _add(out, "co2eEmbG", fp.embodied_co2e_g or 0.0)
-    _add(out, "waterOnL", fp.water_onsite_l)
-    _add(out, "waterOffL", fp.water_offsite_l)
-    _add(out, "waterEmbL", fp.embodied_water_l or 0.0)
+    if intervals or gpu_hours:
+        fp = compute_footprint(Usage(intervals=intervals, gpu_hours=gpu_hours), factors)
+        t["it_j"] += fp.energy_it_total_j
+        t["facility_j"] += fp.energy_facility_total_j
+        t["co2e_op_g"] += fp.operational_co2e_g
+        if fp.operational_market_co2e_g is not None:
+            t["co2e_market_g"] = (t["co2e_market_g"] or 0.0) + fp.operational_market_co2e_g
+        t["co2e_emb_g"] += fp.embodied_co2e_g or 0.0
+        t["water_on_l"] += fp.water_onsite_l
+        t["water_off_l"] += fp.water_offsite_l
+        t["water_emb_l"] += fp.embodied_water_l or 0.0
+    t["gpu_j"] += inc.gpu_j
+    t["cpu_j"] += inc.cpu_j
+    t["dram_j"] += inc.dram_j
+    by_model = dict(t["alloc_s_by_model"] or {})
     for model, s in inc.alloc_s.items():
-        _add(out, "allocS", s)
-        _add(out, f"allocS:{model}", s)
+        t["alloc_s"] += s
+        by_model[model] = by_model.get(model, 0.0) + s
+    t["alloc_s_by_model"] = by_model or None
     if inc.gpu_j > 0:
-        if "heldS" not in out and out.get("activeS"):
-            # a ledger written before heldS existed: its wall-clock activeS is the held time
-            # of every exporter on a real clock (status.power.avgW stays continuous)
-            out["heldS"] = out["activeS"]
-        _add(out, "activeS", end_s - start_s)
-        _add(out, "heldS", held_seconds(inc, start_s, end_s))
-    _add(out, "swings", inc.swings)
-    _add(out, "requests", inc.requests)
-    _add(out, "tokensIn", inc.tokens_in)
-    _add(out, "tokensOut", inc.tokens_out)
-    return out
+        t["active_s"] += end_s - start_s
+        t["held_s"] += held_seconds(inc, start_s, end_s)
+    t["swings"] += inc.swings
+    t["requests"] += inc.requests
+    t["tokens_in"] += inc.tokens_in
+    t["tokens_out"] += inc.tokens_out
+    return LedgerTotals.model_validate(t)
+
+
+def ledger_from_status(raw: Mapping[str, object] | None) -> Ledger:
+    """The ledger stored in a status, in any version this operator wrote (0.1 totals kept
+    per-model device-seconds as ``allocS:<model>`` keys). Raises pydantic's ValidationError
+    for a ledger that is not one (then nothing may be added to it)."""
+    doc = dict(raw or {})
+    totals = dict(doc.get("totals") or {})  # type: ignore[call-overload]
+    by_model = {k.split(":", 1)[1]: v for k, v in totals.items() if k.startswith("allocS:")}
+    totals = {k: v for k, v in totals.items() if not k.startswith("allocS:")}
+    if by_model:
+        totals.setdefault("allocSByModel", by_model)
+    doc["totals"] = totals
+    return Ledger.model_validate(doc)

@@ -53,28 +53,45 @@ def register(
     async def models_index(spec: Any, status: Any, namespace: str, name: str, **_: Any) -> Any:
         return indexes.index_run_by_model(spec, status, namespace, name)
 
+    @kopf.index(g, v, "trainingruns", registry=registry, id="tr_claims")
+    async def tr_claims(meta: Any, spec: Any, **_: Any) -> Any:
+        return indexes.index_claim("TrainingRun", meta, spec)
+
+    @kopf.index(g, v, "inferenceservices", registry=registry, id="is_claims")
+    async def is_claims(meta: Any, spec: Any, **_: Any) -> Any:
+        return indexes.index_claim("InferenceService", meta, spec)
+
+    def claims(ns: str, tr_claims: Any, is_claims: Any) -> list[Any]:
+        return [*tr_claims.get(ns, ()), *is_claims.get(ns, ())]
+
     @kopf.timer(g, v, "trainingruns", interval=cfg.interval_s, initial_delay=0.1, registry=registry, id="refresh")
-    async def refresh_trainingrun(body: Any, patch: kopf.Patch, memo: Any, pods_index: Any, **_: Any) -> None:
-        await refresh.refresh_resource(kind="TrainingRun", body=body, patch=patch, memo=memo, pods=pods_index.get(body["metadata"]["namespace"], ()))
+    async def refresh_trainingrun(body: Any, memo: Any, pods_index: Any, tr_claims: Any, is_claims: Any, **_: Any) -> None:
+        ns = body["metadata"]["namespace"]
+        await refresh.refresh_resource(
+            kind="TrainingRun", body=body, memo=memo, pods=pods_index.get(ns, ()), claims=claims(ns, tr_claims, is_claims)
+        )
 
     @kopf.timer(g, v, "inferenceservices", interval=cfg.interval_s, initial_delay=0.1, registry=registry, id="refresh")
     async def refresh_inferenceservice(
-        body: Any, patch: kopf.Patch, memo: Any, pods_index: Any, models_index: Any, **_: Any
+        body: Any, memo: Any, pods_index: Any, models_index: Any, tr_claims: Any, is_claims: Any, **_: Any
     ) -> None:
+        ns = body["metadata"]["namespace"]
         await refresh.refresh_resource(
-            kind="InferenceService", body=body, patch=patch, memo=memo,
-            pods=pods_index.get(body["metadata"]["namespace"], ()), models=models_index,
+            kind="InferenceService", body=body, memo=memo, pods=pods_index.get(ns, ()),
+            claims=claims(ns, tr_claims, is_claims), models=models_index,
         )
 
     @kopf.on.event(g, v, "trainingruns", registry=registry, id="forget")
-    async def forget_trainingrun(type: str, namespace: str, name: str, memo: Any, **_: Any) -> None:
+    async def forget_trainingrun(type: str, namespace: str, name: str, uid: str, memo: Any, **_: Any) -> None:
         if type == "DELETED":
             memo.runtime.metrics.remove_run("TrainingRun", namespace, name)
+            memo.runtime.written.pop(uid, None)
 
     @kopf.on.event(g, v, "inferenceservices", registry=registry, id="forget")
-    async def forget_inferenceservice(type: str, namespace: str, name: str, memo: Any, **_: Any) -> None:
+    async def forget_inferenceservice(type: str, namespace: str, name: str, uid: str, memo: Any, **_: Any) -> None:
         if type == "DELETED":
             memo.runtime.metrics.remove_run("InferenceService", namespace, name)
+            memo.runtime.written.pop(uid, None)
 
     if not cfg.discovery:
         return

@@ -1,8 +1,10 @@
 """The operator's Prometheus metrics (docs/operator.md#metrics).
 
-A custom collector rebuilds every family from the operator's current per-run figures on
+A custom collector rebuilds the per-run families from the operator's current figures on
 each scrape, so deleted runs leave no stale series. Thread-safe: figures are replaced as
-whole immutable tuples under a lock.
+whole immutable tuples under a lock. The operator's own health uses prometheus_client's
+standard types, as controller-runtime does: a histogram of refresh (reconcile) time, a
+counter of refresh errors, writes and counter anomalies.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from mlfootprint.crd.models import LedgerTotals
 
 __all__ = ["OperatorMetrics", "RunFigures"]
 
@@ -84,10 +88,25 @@ class OperatorMetrics(Collector):
         self._runs: dict[tuple[str, str, str], RunFigures] = {}
         self._factors_valid: dict[tuple[str, str], float] = {}
         self._source_up: dict[str, float] = {}
-        self._refresh_duration_s = 0.0
-        self._refresh_errors = 0.0
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
+        self.refresh_seconds = Histogram(
+            "mlfootprint_operator_refresh_duration_seconds", "Time to refresh one resource (read, compute, write), s.",
+            ["kind"], registry=self.registry, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.refresh_errors = Counter(
+            "mlfootprint_operator_refresh_errors", "Refreshes that failed (retried), by kind and error.",
+            ["kind", "error"], registry=self.registry,
+        )
+        self.status_writes = Counter(
+            "mlfootprint_operator_status_writes", "Status writes (a refresh writes only when something visible changed).",
+            ["kind"], registry=self.registry,
+        )
+        self.anomalies = Counter(
+            "mlfootprint_operator_counter_anomalies",
+            "Counter values the ledger refused or rebased: Rollback, StaleSeries, ServingInconsistent, ServingImplausible.",
+            ["anomaly"], registry=self.registry,
+        )
 
     # -- updates
     def set_run(self, figures: RunFigures) -> None:
@@ -110,13 +129,16 @@ class OperatorMetrics(Collector):
         with self._lock:
             self._source_up[source] = 1.0 if up else 0.0
 
-    def observe_refresh(self, duration_s: float) -> None:
-        with self._lock:
-            self._refresh_duration_s = duration_s
+    def observe_refresh(self, kind: str, duration_s: float, *, wrote: bool) -> None:
+        self.refresh_seconds.labels(kind).observe(duration_s)
+        if wrote:
+            self.status_writes.labels(kind).inc()
 
-    def refresh_error(self) -> None:
-        with self._lock:
-            self._refresh_errors += 1
+    def refresh_error(self, kind: str, error: str) -> None:
+        self.refresh_errors.labels(kind, error).inc()
+
+    def counter_anomaly(self, anomaly: str) -> None:
+        self.anomalies.labels(anomaly).inc()
 
     # -- rendering
     def describe(self) -> Iterator[Metric]:
@@ -127,8 +149,6 @@ class OperatorMetrics(Collector):
             runs = list(self._runs.values())
             factors = dict(self._factors_valid)
             sources = dict(self._source_up)
-            duration = self._refresh_duration_s
-            errors = self._refresh_errors
         for metric, attr, help_text in _RUN_GAUGES:
             fam = GaugeMetricFamily(metric, help_text, labels=RUN_LABELS)
             for r in runs:
@@ -145,13 +165,6 @@ class OperatorMetrics(Collector):
         for (ns, cm), v in sorted(factors.items()):
             fv.add_metric([ns, cm], v)
         yield fv
-        yield GaugeMetricFamily(
-            "mlfootprint_operator_refresh_duration_seconds", "Wall time of the last refresh of one resource, s.",
-            value=duration,
-        )
-        yield CounterMetricFamily(
-            "mlfootprint_operator_refresh_errors", "Refreshes that failed (retried).", value=errors
-        )
         up = GaugeMetricFamily(
             "mlfootprint_operator_energy_source_up", "1 when the last read of the energy source succeeded.",
             labels=("source",),
@@ -175,15 +188,13 @@ def _model_families(runs: list[RunFigures]) -> Iterator[Metric]:
         yield fam
 
 
-def figures_from_totals(
-    base: Mapping[str, str], totals: Mapping[str, float], **extra: float | None
-) -> RunFigures:
+def figures_from_totals(base: Mapping[str, str], totals: LedgerTotals, **extra: float | None) -> RunFigures:
     from mlfootprint.operator.status import figures
 
     f = figures(totals)
     return RunFigures(
         namespace=base["namespace"], name=base["name"], kind=base["kind"], phase=base["phase"], model=base["model"],
-        facility_j=f["facility_j"], it_j=f["it_j"], co2e_g=f["co2e_g"], operational_co2e_g=f["operational_co2e_g"],
-        embodied_co2e_g=f["embodied_co2e_g"], water_l=f["water_l"], gpu_allocation_s=f["gpu_allocation_s"],
-        swings=f["swings"], **extra,  # type: ignore[arg-type]
+        facility_j=f.facility_j, it_j=f.it_j, co2e_g=f.co2e_g, operational_co2e_g=f.operational_co2e_g,
+        embodied_co2e_g=f.embodied_co2e_g, water_l=f.water_l, gpu_allocation_s=f.gpu_allocation_s,
+        swings=f.swings, **extra,  # type: ignore[arg-type]
     )

@@ -60,12 +60,16 @@ class Runtime:
     post_event: Callable[[dict[str, Any], str, str, str], None]
     clock: Callable[[], float] = time.time
     metrics_server: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: uid -> the status this operator last wrote and the API server accepted (never ahead of it)
+    written: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: uids of workloads auto-discovery has created a run for (entries leave with the workload)
+    discovered: set[str] = field(default_factory=set)
 
     async def close(self) -> None:
         await self.energy.close()
         await self.serving.close()
         await self.intensity.close()
+        await self.kube.close()
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
             self.metrics_server.server_close()

@@ -1,8 +1,12 @@
-"""Pure builders of the status patch of a TrainingRun / InferenceService (no I/O).
+"""Pure builders of the status of a TrainingRun / InferenceService (no I/O).
 
-Conditions follow the Kubernetes API conventions (type, status, CamelCase reason, message,
-lastTransitionTime, observedGeneration). Displayed figures are rounded to 4 significant
-digits (kWh, kg, L, W); the ledger keeps full precision so rounding never accumulates.
+The status is built through the typed models of :mod:`mlfootprint.crd.models` (the same
+models the CRDs are generated from), so a field the schema does not know is an error here
+rather than a value the API server silently drops. Conditions follow the Kubernetes API
+conventions (type, status, CamelCase reason, message, lastTransitionTime,
+observedGeneration), with a summary ``Ready`` condition for ``kubectl wait``, Argo CD and
+kstatus. Displayed figures are rounded to 4 significant digits (kWh, kg, L, W); the ledger
+keeps full precision so rounding never accumulates.
 """
 
 from __future__ import annotations
@@ -10,24 +14,45 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from mlfootprint.accounting.inference import Impact, breakeven
 from mlfootprint.accounting.units import J_PER_KWH
+from mlfootprint.crd.models import (
+    BreakevenStatus,
+    BudgetStatus,
+    CarbonStatus,
+    EnergyStatus,
+    FactorsSource,
+    FactorsStatus,
+    InferenceStatus,
+    LedgerTotals,
+    PowerStatus,
+    WaterStatus,
+)
 from mlfootprint.operator.factors_config import ResolvedFactors
 
 __all__ = [
+    "READY_INPUTS",
+    "Figures",
     "budget_status",
     "build_inference_status",
     "build_status",
     "condition_status",
+    "figures",
     "iso",
     "parse_iso",
+    "ready_condition",
     "round_sig",
     "set_condition",
 ]
 
 SIG_DIGITS = 4
+
+#: Conditions whose False makes the summary Ready condition False (they name a problem with
+#: the run's inputs); the others (Completed, BudgetExceeded, PhaseDerived) are informational.
+READY_INPUTS = ("FactorsValid", "EnergySourceReady", "PodsFound", "ServingMetricsValid", "PodsExclusive", "SpecValid")
 
 
 def iso(t_s: float) -> str:
@@ -42,9 +67,11 @@ def parse_iso(text: str | None) -> float | None:
 
 
 def round_sig(x: float, digits: int = SIG_DIGITS) -> float:
-    """Round to ``digits`` significant digits (0 stays 0)."""
-    if x == 0 or not math.isfinite(x):
-        return 0.0 if not math.isfinite(x) else x
+    """Round to ``digits`` significant digits (0 stays 0, non-finite becomes 0)."""
+    if not math.isfinite(x):
+        return 0.0
+    if x == 0:
+        return x
     return round(x, digits - 1 - math.floor(math.log10(abs(x))))
 
 
@@ -95,91 +122,112 @@ def set_condition(
     return out, transitioned
 
 
-def _ratio(used: float, budget: float) -> float:
-    if budget > 0:
-        return used / budget
-    return math.inf if used > 0 else 0.0
+def drop_condition(conditions: Sequence[Mapping[str, Any]], ctype: str) -> list[dict[str, Any]]:
+    return [dict(c) for c in conditions if c.get("type") != ctype]
 
 
-def budget_status(budget: Mapping[str, Any] | None, totals: Mapping[str, float]) -> tuple[dict[str, Any] | None, float | None]:
-    """``status.budget`` and the largest used/budget ratio (None when no budget is set)."""
+def ready_condition(
+    conditions: Sequence[Mapping[str, Any]], *, completed: bool, now: str, generation: int | None
+) -> tuple[list[dict[str, Any]], bool]:
+    """The summary ``Ready``: True when the figures are final (Completed) or current with
+    valid inputs; False naming the first failing condition otherwise."""
+    failing = [c for c in conditions if c.get("type") in READY_INPUTS and c.get("status") == "False"]
+    if completed:
+        return set_condition(conditions, "Ready", True, "Completed", "figures final", now=now, generation=generation)
+    if failing:
+        first = failing[0]
+        names = ", ".join(str(c["type"]) for c in failing)
+        return set_condition(
+            conditions, "Ready", False, str(first.get("reason") or "NotReady"), f"not ready: {names}: {first.get('message', '')}",
+            now=now, generation=generation,
+        )
+    return set_condition(conditions, "Ready", True, "Metering", "figures current", now=now, generation=generation)
+
+
+# ----------------------------------------------------------------------------- budget
+
+
+def budget_status(budget: Mapping[str, Any] | None, totals: LedgerTotals) -> tuple[dict[str, Any] | None, float | None]:
+    """``status.budget`` and the largest used/budget ratio (None when no budget is set).
+    A limit of 0 or less is no budget (the CRD refuses it; older objects may hold one)."""
     if not budget:
         return None, None
+    f = figures(totals)
     used = {
-        "co2e": (_co2e_total_g(totals) / 1000.0, budget.get("co2eKg"), "CO2e"),
-        "energy": (totals.get("facilityJ", 0.0) / J_PER_KWH, budget.get("energyKWh"), "energy"),
-        "water": (_water_total_l(totals), budget.get("waterL"), "water"),
+        "co2e": (f.co2e_g / 1000.0, budget.get("co2eKg"), "CO2e"),
+        "energy": (f.facility_j / J_PER_KWH, budget.get("energyKWh"), "energy"),
+        "water": (f.water_l, budget.get("waterL"), "water"),
     }
     out: dict[str, Any] = {}
     worst: tuple[float, str] | None = None
     for key, (value, limit, label) in used.items():
-        if limit is None:
+        if limit is None or not float(limit) > 0:
             continue
-        r = _ratio(value, float(limit))
-        out[f"{key}Percent"] = round_sig(min(r, 1e9) * 100.0, 3)
+        r = value / float(limit)
+        out[f"{key}Percent"] = round_sig(r * 100.0, 3)
         if worst is None or r > worst[0]:
             worst = (r, label)
     if worst is None:
         return None, None
     out["exceeded"] = worst[0] > 1.0
-    pct = min(worst[0], 1e9) * 100.0
-    out["summary"] = f"{pct:.0f}% {worst[1]}" + (" (exceeded)" if out["exceeded"] else "")
-    return out, worst[0]
+    out["summary"] = f"{worst[0] * 100.0:.0f}% {worst[1]}" + (" (exceeded)" if out["exceeded"] else "")
+    return BudgetStatus.model_validate(out).to_api(), worst[0]
 
 
-def _co2e_total_g(t: Mapping[str, float]) -> float:
-    return t.get("co2eOpG", 0.0) + t.get("co2eEmbG", 0.0)
+# ----------------------------------------------------------------------------- figures
 
 
-def _water_total_l(t: Mapping[str, float]) -> float:
-    return t.get("waterOnL", 0.0) + t.get("waterOffL", 0.0) + t.get("waterEmbL", 0.0)
+@dataclass(frozen=True)
+class Figures:
+    """Headline figures in base units (J, g, L, s) from ledger totals, for metrics and indexes."""
+
+    facility_j: float
+    it_j: float
+    co2e_g: float
+    operational_co2e_g: float
+    embodied_co2e_g: float
+    water_l: float
+    gpu_allocation_s: float
+    swings: float
+    requests: float
+    tokens_out: float
 
 
-def figures(totals: Mapping[str, float]) -> dict[str, float]:
-    """Headline figures in base units (J, g, L, s) from ledger totals, for metrics."""
-    return {
-        "facility_j": totals.get("facilityJ", 0.0),
-        "it_j": totals.get("itJ", 0.0),
-        "co2e_g": _co2e_total_g(totals),
-        "operational_co2e_g": totals.get("co2eOpG", 0.0),
-        "embodied_co2e_g": totals.get("co2eEmbG", 0.0),
-        "water_l": _water_total_l(totals),
-        "gpu_allocation_s": totals.get("allocS", 0.0),
-        "swings": totals.get("swings", 0.0),
-        "requests": totals.get("requests", 0.0),
-        "tokens_out": totals.get("tokensOut", 0.0),
-    }
+def figures(t: LedgerTotals) -> Figures:
+    return Figures(
+        facility_j=t.facility_j,
+        it_j=t.it_j,
+        co2e_g=t.co2e_op_g + t.co2e_emb_g,
+        operational_co2e_g=t.co2e_op_g,
+        embodied_co2e_g=t.co2e_emb_g,
+        water_l=t.water_on_l + t.water_off_l + t.water_emb_l,
+        gpu_allocation_s=t.alloc_s,
+        swings=t.swings,
+        requests=t.requests,
+        tokens_out=t.tokens_out,
+    )
 
 
-def factors_status(resolved: ResolvedFactors, intensity_g_per_kwh: float) -> dict[str, Any]:
+def factors_status(resolved: ResolvedFactors, intensity_g_per_kwh: float) -> FactorsStatus:
     f = resolved.factors
-    out: dict[str, Any] = {
-        "pue": f.pue,
-        "carbonIntensityGPerKWh": round_sig(intensity_g_per_kwh, 6),
-        "carbonIntensityKind": resolved.carbon_intensity.kind,
-        "wueOnsiteLPerKWh": f.wue_onsite_l_per_kwh,
-        "wueOffsiteLPerKWh": f.wue_offsite_l_per_kwh,
-        "onsiteWaterBasis": f.onsite_water_basis,
-        "gpuLifetimeYears": f.gpu_lifetime_years,
-        "hostLifetimeYears": f.host_lifetime_years,
-    }
     mi = f.market_carbon_intensity_g_per_kwh
-    if isinstance(mi, (int, float)):
-        out["marketIntensityGPerKWh"] = mi
-    source: dict[str, Any] = {}
-    if resolved.source:
-        source["configMap"] = resolved.source
-    if resolved.resource_version:
-        source["resourceVersion"] = resolved.resource_version
-    if f.region:
-        source["preset"] = f.region
-    if source:
-        out["source"] = source
-    return out
+    source = FactorsSource(config_map=resolved.source, resource_version=resolved.resource_version or None, preset=f.region)
+    return FactorsStatus(
+        pue=f.pue,
+        carbon_intensity_g_per_k_wh=round_sig(intensity_g_per_kwh, 6),
+        carbon_intensity_kind=resolved.carbon_intensity.kind,
+        market_intensity_g_per_k_wh=float(mi) if isinstance(mi, (int, float)) else None,
+        wue_onsite_l_per_k_wh=f.wue_onsite_l_per_kwh,
+        wue_offsite_l_per_k_wh=f.wue_offsite_l_per_kwh,
+        onsite_water_basis=f.onsite_water_basis,
+        gpu_lifetime_years=f.gpu_lifetime_years,
+        host_lifetime_years=f.host_lifetime_years,
+        source=source if source.to_api() else None,
+    )
 
 
 def build_status(
-    totals: Mapping[str, float],
+    totals: LedgerTotals,
     *,
     resolved: ResolvedFactors,
     intensity_g_per_kwh: float,
@@ -190,42 +238,40 @@ def build_status(
 ) -> dict[str, Any]:
     """The figures part of the status (energy, carbon, water, power, factors, budget)."""
     t = totals
-    gpu_kwh = t.get("gpuJ", 0.0) / J_PER_KWH
-    host_kwh = (t.get("cpuJ", 0.0) + t.get("dramJ", 0.0)) / J_PER_KWH
-    co2e_kg = _co2e_total_g(t) / 1000.0
+    f = figures(t)
+    co2e_kg = f.co2e_g / 1000.0
     # Average total GPU power while the run held its GPUs, on the exporters' measurement
     # clock (ledger.held_seconds); activeS (wall clock) only for ledgers from before heldS.
-    held_s = t.get("heldS", t.get("activeS", 0.0))
+    held_s = t.held_s or t.active_s
     status: dict[str, Any] = {
-        "gpuHours": round_sig(t.get("allocS", 0.0) / 3600.0),
-        "energy": {
-            "gpuKWh": round_sig(gpu_kwh),
-            "hostKWh": round_sig(host_kwh),
-            "itKWh": round_sig(t.get("itJ", 0.0) / J_PER_KWH),
-            "facilityKWh": round_sig(t.get("facilityJ", 0.0) / J_PER_KWH),
-        },
-        "carbon": {
-            "operationalKg": round_sig(t.get("co2eOpG", 0.0) / 1000.0),
-            "embodiedKg": round_sig(t.get("co2eEmbG", 0.0) / 1000.0),
-            "totalKg": round_sig(co2e_kg),
-            "totalTonnes": round_sig(co2e_kg / 1000.0),
-        },
-        "water": {
-            "onsiteL": round_sig(t.get("waterOnL", 0.0)),
-            "offsiteL": round_sig(t.get("waterOffL", 0.0)),
-            "embodiedL": round_sig(t.get("waterEmbL", 0.0)),
-            "totalL": round_sig(_water_total_l(t)),
-        },
-        "power": {
-            "avgW": round_sig(t.get("gpuJ", 0.0) / held_s) if held_s > 0 else 0.0,
-            "peakW": round_sig(t.get("peakW", 0.0)),
-            "minW": round_sig(t.get("minW", 0.0)),
-            "swings": int(t.get("swings", 0.0)),
-        },
-        "factors": factors_status(resolved, intensity_g_per_kwh),
+        "gpuHours": round_sig(t.alloc_s / 3600.0),
+        "energy": EnergyStatus(
+            gpu_k_wh=round_sig(t.gpu_j / J_PER_KWH),
+            host_k_wh=round_sig((t.cpu_j + t.dram_j) / J_PER_KWH),
+            it_k_wh=round_sig(t.it_j / J_PER_KWH),
+            facility_k_wh=round_sig(t.facility_j / J_PER_KWH),
+        ).to_api(),
+        "carbon": CarbonStatus(
+            operational_kg=round_sig(t.co2e_op_g / 1000.0),
+            market_kg=None if t.co2e_market_g is None else round_sig(t.co2e_market_g / 1000.0),
+            embodied_kg=round_sig(t.co2e_emb_g / 1000.0),
+            total_kg=round_sig(co2e_kg),
+            total_tonnes=round_sig(co2e_kg / 1000.0),
+        ).to_api(),
+        "water": WaterStatus(
+            onsite_l=round_sig(t.water_on_l),
+            offsite_l=round_sig(t.water_off_l),
+            embodied_l=round_sig(t.water_emb_l),
+            total_l=round_sig(f.water_l),
+        ).to_api(),
+        "power": PowerStatus(
+            avg_w=round_sig(t.gpu_j / held_s) if held_s > 0 else 0.0,
+            peak_w=round_sig(t.peak_w or 0.0),
+            min_w=round_sig(t.min_w or 0.0),
+            swings=int(t.swings),
+        ).to_api(),
+        "factors": factors_status(resolved, intensity_g_per_kwh).to_api(),
     }
-    if "co2eMarketG" in t:
-        status["carbon"]["marketKg"] = round_sig(t["co2eMarketG"] / 1000.0)
     if pods is not None:
         status["pods"] = pods
     if gpus is not None:
@@ -239,7 +285,7 @@ def build_status(
 
 
 def build_inference_status(
-    totals: Mapping[str, float],
+    totals: LedgerTotals,
     *,
     upfront_co2e_g: float | None,
     upfront_energy_j: float | None,
@@ -247,20 +293,16 @@ def build_inference_status(
 ) -> dict[str, Any]:
     """``status.inference``: counts, J/token, J/request, gCO2e per 1,000 requests and
     breakeven N = upfront CO2e / CO2e per request with progress = served / N (METHODOLOGY §5)."""
-    requests = int(totals.get("requests", 0.0))
-    tokens_out = int(totals.get("tokensOut", 0.0))
-    facility_j = totals.get("facilityJ", 0.0)
-    co2e_g = _co2e_total_g(totals)
-    out: dict[str, Any] = {
-        "requests": requests,
-        "inputTokens": int(totals.get("tokensIn", 0.0)),
-        "outputTokens": tokens_out,
-    }
+    requests = int(totals.requests)
+    tokens_out = int(totals.tokens_out)
+    facility_j = totals.facility_j
+    co2e_g = figures(totals).co2e_g
+    out = InferenceStatus(requests=requests, input_tokens=int(totals.tokens_in), output_tokens=tokens_out)
     if tokens_out > 0:
-        out["joulesPerToken"] = round_sig(facility_j / tokens_out)
+        out.joules_per_token = round_sig(facility_j / tokens_out)
     if requests > 0:
-        out["joulesPerRequest"] = round_sig(facility_j / requests)
-        out["co2eGPer1kRequests"] = round_sig(co2e_g / requests * 1000.0)
+        out.joules_per_request = round_sig(facility_j / requests)
+        out.co2e_g_per1k_requests = round_sig(co2e_g / requests * 1000.0)
         if upfront_co2e_g is not None and upfront_co2e_g > 0 and co2e_g > 0:
             be = breakeven(
                 Impact(energy_j=upfront_energy_j or 0.0, co2e_g=upfront_co2e_g),
@@ -269,10 +311,10 @@ def build_inference_status(
             )
             if be.carbon is not None and be.carbon.breakeven_inferences is not None:
                 progress = be.carbon.progress or 0.0
-                out["breakeven"] = {
-                    "inferences": round_sig(be.carbon.breakeven_inferences),
-                    "progress": round_sig(progress),
-                    "progressPercent": round_sig(progress * 100.0),
-                    "basis": basis,
-                }
-    return out
+                out.breakeven = BreakevenStatus(
+                    inferences=round_sig(be.carbon.breakeven_inferences),
+                    progress=round_sig(progress),
+                    progress_percent=round_sig(progress * 100.0),
+                    basis=basis,
+                )
+    return out.to_api()

@@ -319,8 +319,8 @@ def record_from_object(obj: Mapping[str, Any]) -> dict[str, Any]:
 
     Phase: ``status.phase``, else ``spec.phase``, else training for ``spec.final``, inference
     for an InferenceService and development otherwise (the operator's rule, docs/operator.md).
-    End time: ``status.completionTime``, else ``status.lastUpdated`` (figures are totals up
-    to then). Node pool: the label or annotation ``mlfootprint.io/node-pool``.
+    End time: ``status.completionTime``, else ``status.ledger.observedAt`` (the figures are
+    totals up to then; ``status.lastUpdated`` of operator 0.1 is read too). Node pool: the label or annotation ``mlfootprint.io/node-pool``.
     """
     meta = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
@@ -346,7 +346,7 @@ def record_from_object(obj: Mapping[str, Any]) -> dict[str, Any]:
         "phase": phase,
         "nodePool": labels.get(NODE_POOL_KEY) or annotations.get(NODE_POOL_KEY) or "",
         "startTime": status.get("startTime"),
-        "endTime": status.get("completionTime") or status.get("lastUpdated"),
+        "endTime": status.get("completionTime") or (status.get("ledger") or {}).get("observedAt") or status.get("lastUpdated"),
         "gpuHours": status.get("gpuHours", 0.0),
         "energy": {k: energy[k] for k in ("gpuKWh", "hostKWh", "itKWh", "facilityKWh") if k in energy},
         "carbon": {k: carbon[k] for k in ("operationalKg", "marketKg", "embodiedKg", "totalKg") if k in carbon},

@@ -319,8 +319,17 @@ def cluster_overview() -> Board:
     )
     b.panel(
         "timeseries",
-        "Operator refresh duration",
-        [_target("mlfootprint_operator_refresh_duration_seconds", "refresh")],
+        "Operator refresh duration (p50, p99)",
+        [
+            _target(
+                "histogram_quantile(0.5, sum by (le, kind) (rate(mlfootprint_operator_refresh_duration_seconds_bucket[5m])))",
+                "p50 {{kind}}",
+            ),
+            _target(
+                "histogram_quantile(0.99, sum by (le, kind) (rate(mlfootprint_operator_refresh_duration_seconds_bucket[5m])))",
+                "p99 {{kind}}",
+            ),
+        ],
         unit="s",
         w=12,
         h=6,

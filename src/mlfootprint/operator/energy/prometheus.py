@@ -3,9 +3,10 @@
 For clusters that already scrape the exporters with Prometheus (the path for large clusters:
 the operator then makes a handful of queries per cycle instead of scraping every node).
 Each cycle evaluates, at a grid point ``lag_s`` behind now (so Prometheus has scraped),
-one instant query per counter family, ``sum by (namespace, pod, ...) (m)``, shared by all
-runs, and hands the *cumulative values* to the ledger, which takes reset-aware deltas
-exactly as in scrape mode (``mlfootprint.operator.ledger.advance_counters``).
+one instant query per counter family, ``max by (namespace, pod, container, ...) (m)``,
+shared by all runs, and hands the *cumulative values* (with each container's counter start
+time) to the ledger, which takes deltas exactly as in scrape mode
+(``mlfootprint.operator.ledger.advance``).
 
 Why values and not ``increase(m[window])`` per refresh window: ``increase()`` over
 back-to-back windows drops the rise between the last sample of one window and the first
@@ -27,18 +28,23 @@ from collections.abc import Callable, Sequence
 import aiohttp
 
 from mlfootprint.operator.energy import Observation
-from mlfootprint.operator.energy.snapshot import GPU_ALLOC, GPU_ENERGY, HOST_ENERGY, MIN, PEAK, SWINGS
-from mlfootprint.operator.ledger import series_key
+from mlfootprint.operator.energy.snapshot import GPU_ALLOC, GPU_ENERGY, HOST_ENERGY, MIN, PEAK, START, SWINGS, ContainerSeries, observation_from
+from mlfootprint.operator.ledger import ContainerObs, valid_counter
 
 __all__ = ["PrometheusSource", "aligned_eval_time"]
 
 log = logging.getLogger(__name__)
 
-_COUNTERS = {
+#: metric -> the labels that identify its series once the scrape labels (instance, job) are
+#: dropped. ``max``, not ``sum``: the same series scraped twice (an HA pair of Prometheus
+#: servers behind one query API, an exporter pod replaced while its old series are not yet
+#: stale) must count once.
+_SERIES = {
     GPU_ENERGY: "namespace, pod, container, gpu_uuid, gpu_model",
     HOST_ENERGY: "namespace, pod, container, component",
     GPU_ALLOC: "namespace, pod, container, gpu_model",
     SWINGS: "namespace, pod, container",
+    START: "namespace, pod, container, node",
 }
 
 
@@ -47,7 +53,7 @@ def aligned_eval_time(now_s: float, step_s: float, lag_s: float) -> float:
     return math.floor((now_s - lag_s) / step_s) * step_s
 
 
-Result = dict[tuple[str, str], dict[str, float]]  # (namespace, pod) -> series key -> value
+Pods = dict[tuple[str, str], dict[str, ContainerSeries]]  # (namespace, pod) -> container -> series
 
 
 class PrometheusSource:
@@ -62,8 +68,7 @@ class PrometheusSource:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._clock = clock
         self._session: aiohttp.ClientSession | None = None
-        self._cache: dict[float, tuple[Result, dict[tuple[str, str], dict[str, str]]]] = {}
-        self._gauges: dict[float, Result] = {}
+        self._cache: dict[float, tuple[Pods, tuple[str, ...]]] = {}
         self._locks: dict[float, asyncio.Lock] = {}
         self.queries = 0
 
@@ -83,79 +88,72 @@ class PrometheusSource:
             raise RuntimeError(f"Prometheus query failed: {doc.get('error')}")
         return list(doc["data"]["result"])
 
-    async def _values(self, t_s: float) -> tuple[Result, dict[tuple[str, str], dict[str, str]]]:
-        """Cumulative counter values per (namespace, pod) at ``t_s``, and the pods' GPUs (uuid -> model)."""
+    async def _values(self, t_s: float) -> tuple[Pods, tuple[str, ...]]:
+        """Every container's series at ``t_s`` (validated), shared by all runs of the cycle."""
         lock = self._locks.setdefault(t_s, asyncio.Lock())
         async with lock:
             if t_s in self._cache:
                 return self._cache[t_s]
-            out: Result = {}
-            gpus: dict[tuple[str, str], dict[str, str]] = {}
-            for metric, by in _COUNTERS.items():
-                # A pod's series come from the one exporter on its node, so the sum only drops
-                # the scrape labels (instance, job, node).
-                for row in await self._query(f"sum by ({by}) ({metric})", t_s):
+            pods: Pods = {}
+            invalid: set[str] = set()
+            queries = [(m, f"max by ({by}) ({m})") for m, by in _SERIES.items()]
+            queries += [(PEAK, f"max by (namespace, pod, container) ({PEAK})"), (MIN, f"min by (namespace, pod, container) ({MIN})")]
+            for metric, promql in queries:
+                for row in await self._query(promql, t_s):
                     m = row["metric"]
-                    v = float(row["value"][1])
-                    pod, c = m.get("pod", ""), m.get("container", "")
-                    if metric == GPU_ENERGY:  # as in scrape mode: every GPU series seen names a GPU
-                        gpus.setdefault((m.get("namespace", ""), pod), {})[m.get("gpu_uuid", "")] = m.get("gpu_model", "unknown")
-                    if not (v >= 0 and math.isfinite(v)):
+                    try:
+                        v = float(row["value"][1])
+                    except (TypeError, ValueError, IndexError, KeyError):
+                        invalid.add(metric)
                         continue
+                    ok = (0 < v < 1e11) if metric == START else (0 <= v <= 1e5) if metric in (PEAK, MIN) else valid_counter(v)
+                    if not ok:
+                        invalid.add(metric)
+                        continue
+                    c = pods.setdefault((m.get("namespace", ""), m.get("pod", "")), {}).setdefault(m.get("container", ""), ContainerSeries())
                     if metric == GPU_ENERGY:
-                        k = series_key("gpu", pod, c, m.get("gpu_uuid", ""))
+                        c.gpu[m.get("gpu_uuid", "")] = v
+                        c.gpu_models[m.get("gpu_uuid", "")] = m.get("gpu_model", "unknown")
                     elif metric == HOST_ENERGY:
-                        k = series_key("dram" if m.get("component") == "dram" else "cpu", pod, c)
+                        c.host["dram" if m.get("component") == "dram" else "cpu"] = v
                     elif metric == GPU_ALLOC:
-                        k = series_key("alloc", pod, c, m.get("gpu_model", "unknown"))
+                        c.alloc[m.get("gpu_model", "unknown")] = v
+                    elif metric == SWINGS:
+                        c.swings = v
+                    elif metric == START:
+                        c.start = v if c.start is None else max(c.start, v)
+                        c.node = m.get("node") or c.node
+                    elif metric == PEAK:
+                        c.peak_w = v
                     else:
-                        k = series_key("swings", pod, c)
-                    out.setdefault((m.get("namespace", ""), pod), {})[k] = v
+                        c.min_w = v
+            problems = tuple(f"{n}: a value that is not a finite counter was dropped" for n in sorted(invalid))
             if len(self._cache) > 64:
                 self._cache.clear()
                 self._locks = {t_s: lock}
-            self._cache[t_s] = (out, gpus)
-            return out, gpus
-
-    async def _peaks(self, t_s: float) -> Result:
-        if t_s in self._gauges:
-            return self._gauges[t_s]
-        out: Result = {}
-        for metric, name in ((PEAK, "peak"), (MIN, "min")):
-            for row in await self._query(f"max by (namespace, pod) ({metric})" if name == "peak" else f"min by (namespace, pod) ({metric})", t_s):
-                m = row["metric"]
-                out.setdefault((m.get("namespace", ""), m.get("pod", "")), {})[name] = float(row["value"][1])
-        self._gauges = {t_s: out}
-        return out
+            self._cache[t_s] = (pods, problems)
+            return pods, problems
 
     async def observe(self, namespace: str, pods: Sequence[str], since_s: float | None) -> tuple[Observation, bool]:
         """The pods' counters at the latest aligned time after ``since_s`` (the ledger's last read)."""
         end = aligned_eval_time(self._clock(), self.step_s, self.lag_s)
-        obs = Observation(counters={}, window_end_s=end)
         if since_s is not None and end <= since_s:
-            obs.counters = None
-            obs.deltas = {}  # nothing new to read yet
-            obs.window_end_s = since_s
-            return obs, True
+            return Observation(containers=None, window_end_s=since_s), True  # nothing new to read yet
         try:
-            result, gpus = await self._values(end)
-            gauges = await self._peaks(end)
+            series, problems = await self._values(end)
         except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError, KeyError, ValueError) as e:
             log.warning("Prometheus query failed", extra={"error": str(e)})
-            obs.counters = None
-            obs.deltas = {}  # nothing accounted; the counters are read again next cycle
-            obs.window_end_s = since_s
-            return obs, False
-        peaks, mins = [], []
-        assert obs.counters is not None
+            return Observation(containers=None, window_end_s=since_s, problems=(f"Prometheus query failed: {e}",)), False
+        containers: dict[tuple[str, str], ContainerObs] = {}
+        gpus: dict[str, str] = {}
+        peaks: list[float] = []
+        mins: list[float] = []
         for pod in pods:
-            obs.counters.update(result.get((namespace, pod), {}))
-            obs.gpus.update(gpus.get((namespace, pod), {}))
-            g = gauges.get((namespace, pod), {})
-            if "peak" in g:
-                peaks.append(g["peak"])
-            if "min" in g:
-                mins.append(g["min"])
-        obs.peak_w = max(peaks) if peaks else None
-        obs.min_w = min(mins) if mins else None
-        return obs, True
+            for name, c in (series.get((namespace, pod)) or {}).items():
+                containers[(pod, name)] = c.obs()
+                gpus.update(c.gpu_models)
+                if c.peak_w is not None:
+                    peaks.append(c.peak_w)
+                if c.min_w is not None:
+                    mins.append(c.min_w)
+        return observation_from(containers, gpus, peaks, mins, complete=True, problems=problems, window_end_s=end), True

@@ -16,16 +16,24 @@ from collections.abc import Awaitable, Callable, Sequence
 import aiohttp
 
 from mlfootprint.operator.energy.parse import parse_samples
-from mlfootprint.operator.energy.snapshot import POD_METRICS, Snapshot, build_snapshot
+from mlfootprint.operator.energy.snapshot import BUILD_INFO, POD_METRICS, Snapshot, build_snapshot
 
-__all__ = ["ExporterScraper", "fetch_text"]
+__all__ = ["ExporterScraper", "NotMetrics", "fetch_text"]
 
 log = logging.getLogger(__name__)
 
 
+class NotMetrics(ValueError):
+    """A page that is not Prometheus text (an HTML error page, a login form, ...)."""
+
+
 async def fetch_text(session: aiohttp.ClientSession, url: str, timeout_s: float) -> str:
+    """The page at ``url``; raises for HTTP errors and for pages that are not metrics text."""
     async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
         resp.raise_for_status()
+        ctype = resp.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+        if ctype in ("text/html", "application/xhtml+xml", "application/json"):
+            raise NotMetrics(f"answered {ctype}, not Prometheus metrics text")
         return await resp.text()
 
 
@@ -87,9 +95,13 @@ class ExporterScraper:
         samples = []
         for url, page in zip(urls, pages, strict=True):
             if isinstance(page, BaseException):
-                errors.append(f"{url}: {page}")
+                errors.append(f"{url}: {type(page).__name__}: {page}".rstrip(": "))
                 continue
-            samples.extend(parse_samples(page, POD_METRICS))
+            parsed = list(parse_samples(page, POD_METRICS))
+            if not any(name == BUILD_INFO for name, _labels, _value in parsed):
+                errors.append(f"{url}: not an mlfootprint exporter page (no {BUILD_INFO})")
+                continue
+            samples.extend(parsed)
         if not urls:
             errors.append("no exporter endpoints found")
         self.scrapes += 1

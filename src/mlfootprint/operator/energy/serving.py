@@ -25,10 +25,19 @@ from typing import Any
 import aiohttp
 
 from mlfootprint.operator.energy.parse import parse_samples
-from mlfootprint.operator.energy.scrape import fetch_text
-from mlfootprint.operator.ledger import series_key
+from mlfootprint.operator.energy.scrape import NotMetrics, fetch_text
+from mlfootprint.operator.ledger import ServingObs, labels_digest, valid_counter
 
-__all__ = ["ENGINE_PRESETS", "SERVING_URL_ANNOTATION", "ServingMetricNames", "ServingScraper", "names_for", "pod_url"]
+__all__ = [
+    "ENGINE_PRESETS",
+    "SERVING_URL_ANNOTATION",
+    "ServingMetricNames",
+    "ServingPage",
+    "ServingScraper",
+    "counters_from_page",
+    "names_for",
+    "pod_url",
+]
 
 SERVING_URL_ANNOTATION = "mlfootprint.io/serving-metrics-url"
 
@@ -74,14 +83,44 @@ def pod_url(pod_ip: str | None, annotations: Mapping[str, str] | None, names: Se
     return f"http://{host}:{names.port}{names.path}"
 
 
-def counters_from_page(text: str, pod: str, names: ServingMetricNames) -> dict[str, float]:
-    """Ledger series (``requests|pod`` ...) summed over each counter's label sets."""
+PROCESS_START = "process_start_time_seconds"
+
+
+@dataclass(frozen=True)
+class ServingPage:
+    """One serving pod's counters (validated), or what was wrong with its page."""
+
+    obs: ServingObs | None
+    problem: str | None = None
+
+
+def counters_from_page(text: str, names: ServingMetricNames) -> ServingPage:
+    """Per label set values of the engine's counters, and its process start time.
+
+    Validated at the boundary: a page without any of the expected counters is not the
+    engine's metrics (an HTML error page, a wrong port or path), and a non-finite or
+    negative value is dropped and reported, never counted."""
     by_name = {n: k for k, n in (("requests", names.requests), ("tokens_in", names.tokens_in), ("tokens_out", names.tokens_out)) if n}
-    out: dict[str, float] = {}
-    for name, _labels, value in parse_samples(text, by_name):
-        key = series_key(by_name[name], pod)
-        out[key] = out.get(key, 0.0) + value
-    return out
+    counters: dict[str, dict[str, float]] = {}
+    start: float | None = None
+    invalid: set[str] = set()
+    found = False
+    for name, labels, value in parse_samples(text, [*by_name, PROCESS_START]):
+        if name == PROCESS_START:
+            if 0 < value < 1e11:
+                start = value if start is None else max(start, value)
+            continue
+        found = True
+        if not valid_counter(value):
+            invalid.add(name)
+            continue
+        sets = counters.setdefault(by_name[name], {})
+        digest = labels_digest(labels)
+        sets[digest] = sets.get(digest, 0.0) + value
+    if not found:
+        return ServingPage(None, f"none of the counters {', '.join(sorted(by_name))} on the page")
+    problem = f"{', '.join(sorted(invalid))}: a value that is not a finite counter was dropped" if invalid else None
+    return ServingPage(ServingObs(start=start, counters=counters), problem)
 
 
 class ServingScraper:
@@ -108,20 +147,27 @@ class ServingScraper:
             self._session = aiohttp.ClientSession()
         try:
             text: str | None = await fetch_text(self._session, url, self._timeout_s)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, NotMetrics):
             text = None
         self._pages[url] = (now, text)
         return text
 
-    async def counters(self, pods: Mapping[str, str | None], names: ServingMetricNames) -> tuple[dict[str, float], list[str]]:
-        """Counters of the pods (pod -> URL); the second item lists pods that did not answer."""
+    async def counters(
+        self, pods: Mapping[str, str | None], names: ServingMetricNames
+    ) -> tuple[dict[str, ServingObs], dict[str, str]]:
+        """Counters of the pods (pod -> URL); the second item maps pods whose counters could
+        not be read to the reason (no URL, no answer, not the engine's metrics)."""
         items = [(p, u) for p, u in pods.items() if u]
         pages = await asyncio.gather(*(self.page(u) for _, u in items))
-        out: dict[str, float] = {}
-        missing = [p for p, u in pods.items() if not u]
+        out: dict[str, ServingObs] = {}
+        problems = {p: "no pod IP or metrics URL" for p, u in pods.items() if not u}
         for (pod, _), text in zip(items, pages, strict=True):
             if text is None:
-                missing.append(pod)
+                problems[pod] = "metrics endpoint did not answer"
                 continue
-            out.update(counters_from_page(text, pod, names))
-        return out, missing
+            page = counters_from_page(text, names)
+            if page.obs is not None:
+                out[pod] = page.obs
+            if page.problem:
+                problems[pod] = page.problem
+        return out, problems

@@ -1,7 +1,10 @@
-"""An immutable snapshot of the exporters' per-pod series, shared by every run (pure).
+"""An immutable snapshot of the exporters' per-container series, shared by every run (pure).
 
 Built once per refresh cycle from the parsed pages of all exporters; each run then picks
-its pods' series by (namespace, pod) in O(its series).
+its pods' series by (namespace, pod) in O(its series). Every value is validated here, at the
+boundary: a non-finite, negative or absurd value is dropped and reported, never summed.
+The same series from two pages (which cannot happen for one container on one node) is taken
+once, at its largest value, never summed twice.
 """
 
 from __future__ import annotations
@@ -11,9 +14,9 @@ from dataclasses import dataclass, field
 
 from mlfootprint.operator.energy import Observation
 from mlfootprint.operator.energy.parse import Sample
-from mlfootprint.operator.ledger import series_key
+from mlfootprint.operator.ledger import ContainerObs, valid_counter
 
-__all__ = ["POD_METRICS", "PodSeries", "Snapshot", "build_snapshot"]
+__all__ = ["BUILD_INFO", "POD_METRICS", "Snapshot", "build_snapshot", "observation_from"]
 
 GPU_ENERGY = "mlfootprint_pod_gpu_energy_joules_total"
 HOST_ENERGY = "mlfootprint_pod_host_energy_joules_total"
@@ -21,76 +24,97 @@ GPU_ALLOC = "mlfootprint_pod_gpu_allocation_seconds_total"
 PEAK = "mlfootprint_pod_gpu_power_peak_watts"
 MIN = "mlfootprint_pod_gpu_power_min_watts"
 SWINGS = "mlfootprint_pod_power_swings_total"
-POD_METRICS = (GPU_ENERGY, HOST_ENERGY, GPU_ALLOC, PEAK, MIN, SWINGS)
+START = "mlfootprint_pod_start_time_seconds"
+BUILD_INFO = "mlfootprint_exporter_build_info"
+POD_METRICS = (GPU_ENERGY, HOST_ENERGY, GPU_ALLOC, PEAK, MIN, SWINGS, START, BUILD_INFO)
+MAX_POWER_W = 1e5
 
 
 @dataclass
-class PodSeries:
-    counters: dict[str, float] = field(default_factory=dict)
+class ContainerSeries:
+    node: str | None = None
+    start: float | None = None
+    gpu: dict[str, float] = field(default_factory=dict)  # uuid -> J
+    gpu_models: dict[str, str] = field(default_factory=dict)
+    host: dict[str, float] = field(default_factory=dict)  # cpu|dram -> J
+    alloc: dict[str, float] = field(default_factory=dict)  # model -> s
+    swings: float = 0.0
     peak_w: float | None = None
     min_w: float | None = None
-    gpus: dict[str, str] = field(default_factory=dict)
+
+    def obs(self) -> ContainerObs:
+        return ContainerObs(
+            node=self.node, start=self.start, gpu_j=sum(self.gpu.values()), cpu_j=self.host.get("cpu", 0.0),
+            dram_j=self.host.get("dram", 0.0), swings=self.swings, alloc_s=dict(self.alloc), gpus=dict(self.gpu_models),
+        )
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """(namespace, pod) -> the pod's series; ``taken_at_s`` is when the scrape finished."""
+    """(namespace, pod) -> container -> series; ``taken_at_s`` is when the scrape finished."""
 
-    pods: dict[tuple[str, str], PodSeries]
+    pods: dict[tuple[str, str], dict[str, ContainerSeries]]
     taken_at_s: float
     ok: bool = True
     errors: tuple[str, ...] = ()
 
     def observe(self, namespace: str, pods: Iterable[str]) -> Observation:
-        counters: dict[str, float] = {}
+        containers: dict[tuple[str, str], ContainerObs] = {}
         peaks: list[float] = []
         mins: list[float] = []
         gpus: dict[str, str] = {}
         for pod in pods:
-            ps = self.pods.get((namespace, pod))
-            if ps is None:
-                continue
-            counters.update(ps.counters)
-            gpus.update(ps.gpus)
-            if ps.peak_w is not None:
-                peaks.append(ps.peak_w)
-            if ps.min_w is not None:
-                mins.append(ps.min_w)
-        return Observation(
-            counters=counters, peak_w=max(peaks) if peaks else None, min_w=min(mins) if mins else None, gpus=gpus
-        )
+            for name, c in (self.pods.get((namespace, pod)) or {}).items():
+                containers[(pod, name)] = c.obs()
+                gpus.update(c.gpu_models)
+                if c.peak_w is not None:
+                    peaks.append(c.peak_w)
+                if c.min_w is not None:
+                    mins.append(c.min_w)
+        return observation_from(containers, gpus, peaks, mins, complete=self.ok, problems=self.errors)
 
 
-def _add_counter(ps: PodSeries, key: str, value: float) -> None:
-    # The same series from two exporters cannot happen (a container runs on one node);
-    # the per-pod level sums containers into container="" already, so a plain sum is right.
-    ps.counters[key] = ps.counters.get(key, 0.0) + value
+def observation_from(
+    containers: dict[tuple[str, str], ContainerObs], gpus: dict[str, str], peaks: list[float], mins: list[float],
+    *, complete: bool, problems: tuple[str, ...] = (), window_end_s: float | None = None,
+) -> Observation:
+    return Observation(
+        containers=containers, complete=complete, peak_w=max(peaks) if peaks else None,
+        min_w=min(mins) if mins else None, gpus=gpus, window_end_s=window_end_s, problems=problems,
+    )
 
 
 def build_snapshot(samples: Iterable[Sample], taken_at_s: float, *, errors: tuple[str, ...] = ()) -> Snapshot:
-    pods: dict[tuple[str, str], PodSeries] = {}
+    pods: dict[tuple[str, str], dict[str, ContainerSeries]] = {}
+    invalid: set[str] = set()
     for name, labels, value in samples:
         ns = labels.get("namespace")
         pod = labels.get("pod")
-        if not ns or not pod or value != value or value < 0:
+        if not ns or not pod:
             continue
-        ps = pods.get((ns, pod))
-        if ps is None:
-            ps = pods[(ns, pod)] = PodSeries()
-        c = labels.get("container", "")
+        limit_ok = value <= MAX_POWER_W if name in (PEAK, MIN) else value < 1e11 if name == START else True
+        if not (valid_counter(value) or (name == START and 0 < value < 1e11)) or not limit_ok:
+            invalid.add(name)
+            continue
+        c = pods.setdefault((ns, pod), {}).setdefault(labels.get("container", ""), ContainerSeries())
+        c.node = labels.get("node") or c.node
         if name == GPU_ENERGY:
             uuid = labels.get("gpu_uuid", "")
-            _add_counter(ps, series_key("gpu", pod, c, uuid), value)
-            ps.gpus[uuid] = labels.get("gpu_model", "unknown")
+            c.gpu[uuid] = max(c.gpu.get(uuid, 0.0), value)
+            c.gpu_models[uuid] = labels.get("gpu_model", "unknown")
         elif name == HOST_ENERGY:
-            comp = labels.get("component", "cpu")
-            _add_counter(ps, series_key("dram" if comp == "dram" else "cpu", pod, c), value)
+            comp = "dram" if labels.get("component") == "dram" else "cpu"
+            c.host[comp] = max(c.host.get(comp, 0.0), value)
         elif name == GPU_ALLOC:
-            _add_counter(ps, series_key("alloc", pod, c, labels.get("gpu_model", "unknown")), value)
+            model = labels.get("gpu_model", "unknown")
+            c.alloc[model] = max(c.alloc.get(model, 0.0), value)
         elif name == SWINGS:
-            _add_counter(ps, series_key("swings", pod, c), value)
+            c.swings = max(c.swings, value)
+        elif name == START:
+            c.start = value if c.start is None else max(c.start, value)
         elif name == PEAK:
-            ps.peak_w = value if ps.peak_w is None else max(ps.peak_w, value)
+            c.peak_w = value if c.peak_w is None else max(c.peak_w, value)
         elif name == MIN:
-            ps.min_w = value if ps.min_w is None else min(ps.min_w, value)
-    return Snapshot(pods=pods, taken_at_s=taken_at_s, ok=not errors, errors=errors)
+            c.min_w = value if c.min_w is None else min(c.min_w, value)
+    problems = tuple(errors) + tuple(f"{n}: a value that is not a finite counter was dropped" for n in sorted(invalid))
+    return Snapshot(pods=pods, taken_at_s=taken_at_s, ok=not errors, errors=problems)

@@ -93,9 +93,10 @@ def desired_object(kind: str, body: Mapping[str, Any]) -> tuple[str, dict[str, A
 async def discover_workload(
     *, kind: str, body: Mapping[str, Any], event_type: str | None, memo: Any, namespaces: Mapping[str, Any]
 ) -> None:
-    if event_type == "DELETED":
-        return
     meta = body.get("metadata") or {}
+    if event_type == "DELETED":
+        memo.runtime.discovered.discard(meta.get("uid", ""))  # bounded by the live workloads
+        return
     ns = meta.get("namespace", "")
     ns_labels: dict[str, str] = {}
     for labels in namespaces.get(ns, ()):
@@ -108,7 +109,7 @@ async def discover_workload(
         log.debug("not a GPU workload", extra={"namespace": ns, "kind": kind, "workload": meta.get("name")})
         return
     rt: Runtime = memo.runtime
-    done: set[str] = rt.extra.setdefault("discovered", set())
+    done = rt.discovered
     uid = meta.get("uid", "")
     if uid in done:
         return

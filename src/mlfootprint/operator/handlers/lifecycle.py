@@ -41,30 +41,13 @@ def api_connection_limit(cfg: OperatorConfig) -> int:
     return watch_streams(cfg) + API_REQUEST_CONNECTIONS
 
 
-def connection_info(kube: Kube) -> kopf.ConnectionInfo:
-    """Credentials for kopf from the same kubeconfig the operator's own client uses."""
-    c = kube.configuration
-    header = c.get_api_key_with_prefix("BearerToken") or c.get_api_key_with_prefix("authorization")
-    parts = header.split(" ", 1) if header else []
-    scheme, token = (None, None) if not parts else (None, parts[0]) if len(parts) == 1 else (parts[0], parts[1])
-    return kopf.ConnectionInfo(
-        server=c.host,
-        ca_path=c.ssl_ca_cert,
-        insecure=not c.verify_ssl,
-        scheme=scheme,
-        token=token,
-        certificate_path=c.cert_file,
-        private_key_path=c.key_file,
-    )
-
-
 async def login(kube: Kube, cfg: OperatorConfig) -> kopf.AiohttpSession:
     """kopf's API session: the kubeconfig's credentials over a bounded connection pool.
 
     Async so the session is created on the operator's event loop; kopf closes it when the
     credentials are invalidated (re-login) or the operator stops.
     """
-    info = connection_info(kube)
+    info = kube.connection_info()
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=api_connection_limit(cfg), ssl=info.as_ssl_context()),
         headers=info.as_http_headers(),

@@ -1,7 +1,18 @@
-"""Refresh one TrainingRun / InferenceService: read energy, advance the ledger, patch status.
+"""Refresh one TrainingRun / InferenceService: read energy, advance the ledger, write status.
 
-The only I/O here is through the runtime's sources and kopf's ``patch`` and events;
-the arithmetic lives in the pure modules (ledger, status, phases, factors_config).
+The arithmetic lives in the pure modules (ledger, status, phases, ownership,
+factors_config); this module reads the sources and writes the status itself, through the
+operator's API client, so that:
+
+* the in-memory copy of the ledger (``Runtime.written``) is only ever what the API server
+  accepted: a failed write leaves nothing behind that a later refresh could build on, so
+  fixing a bad input unfreezes the run (and an operator restart resumes from the same place);
+* the status is written only when something a user can see changed (a printed figure, a
+  condition) or the ledger is older than ``status_max_age_s``: no heartbeat, no write per
+  run per interval. Skipping a write loses nothing: the next refresh takes its deltas from
+  the written ledger, so they cover the skipped interval too;
+* every failure is a condition (``Ready=False``, reason ``RefreshFailed``), a log line and a
+  metric (``mlfootprint_operator_refresh_errors_total``), and is retried by kopf.
 """
 
 from __future__ import annotations
@@ -9,17 +20,21 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
+from pydantic import ValidationError
 
+from mlfootprint.crd.models import LedgerTotals
 from mlfootprint.operator.energy.serving import names_for, pod_url
 from mlfootprint.operator.factors_config import factors_for_interval, intensity_now
 from mlfootprint.operator.kube import NotFound
-from mlfootprint.operator.ledger import advance_counters, apply_increment, increment_from_deltas
+from mlfootprint.operator.ledger import Anomaly, advance, apply_increment, ledger_from_status
 from mlfootprint.operator.metrics import figures_from_totals
+from mlfootprint.operator.ownership import RunClaim, claim_from, split_pods
 from mlfootprint.operator.phases import derive_phase
-from mlfootprint.operator.pods import PodInfo, pods_of_run, state_from_pods, workload_state_from_conditions
+from mlfootprint.operator.pods import PodInfo, state_from_pods, workload_state_from_conditions
 from mlfootprint.operator.runtime import Runtime
 from mlfootprint.operator.status import (
     budget_status,
@@ -28,37 +43,15 @@ from mlfootprint.operator.status import (
     condition_status,
     iso,
     parse_iso,
+    ready_condition,
     set_condition,
 )
 
-__all__ = ["refresh_resource", "upfront_for_model"]
+__all__ = ["PLURALS", "refresh_resource", "upfront_for_model"]
 
 log = logging.getLogger(__name__)
 
-
-def _newer_ledger(status_ledger: Mapping[str, Any] | None, memo_ledger: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The ledger to continue from: our last written one when the body lags behind it."""
-    a = dict(status_ledger or {})
-    if not memo_ledger:
-        return a
-    ta = parse_iso(a.get("observedAt")) or 0.0
-    tb = parse_iso(memo_ledger.get("observedAt")) or 0.0
-    return dict(memo_ledger) if tb > ta else a
-
-
-async def _workload_state(rt: Runtime, namespace: str, spec: Mapping[str, Any], pods: list[PodInfo], ledger: Mapping[str, Any]) -> tuple[str, str]:
-    ref = spec.get("workloadRef")
-    if ref:
-        try:
-            obj = await rt.kube.get_object(ref["apiVersion"], ref["kind"], namespace, ref["name"])
-        except NotFound:
-            seen = bool((ledger.get("totals") or {}).get("workloadSeen"))
-            return ("succeeded", "WorkloadDeleted") if seen else ("pending", "WorkloadNotFound")
-        return workload_state_from_conditions(ref["kind"], obj)
-    state, reason = state_from_pods(pods)
-    if state == "pending" and (ledger.get("counters") or {}):
-        return "succeeded", "PodsGone"  # pods ran (we counted them) and have been deleted since
-    return state, reason
+PLURALS = {"TrainingRun": "trainingruns", "InferenceService": "inferenceservices"}
 
 
 def upfront_for_model(entries: Iterable[Mapping[str, float]], include_development: bool) -> tuple[float, float]:
@@ -71,191 +64,194 @@ def upfront_for_model(entries: Iterable[Mapping[str, float]], include_developmen
     return energy_j, co2e_g
 
 
-def _event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-    kopf.event(body, type=type_, reason=reason, message=message)  # type: ignore[arg-type]
+def current_status(body: Mapping[str, Any], written: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The status to continue from: the one we last wrote when the watched body lags behind it."""
+    stored = dict(body.get("status") or {})
+    if not written:
+        return stored
+    mine = parse_iso((written.get("ledger") or {}).get("observedAt")) or 0.0
+    theirs = parse_iso((stored.get("ledger") or {}).get("observedAt")) or 0.0
+    return dict(written) if mine >= theirs else stored
+
+
+@dataclass
+class _Outcome:
+    """What one refresh decided (for the write, the events and the metrics)."""
+
+    status: dict[str, Any]
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+    extra: dict[str, float | None] = field(default_factory=dict)
+    completed: bool = False
+    budget_ratio: float | None = None
 
 
 async def refresh_resource(
     *,
     kind: str,
     body: Mapping[str, Any],
-    patch: kopf.Patch,
     memo: Any,
     pods: Iterable[PodInfo],
+    claims: Iterable[RunClaim] = (),
     models: Mapping[str, Iterable[Mapping[str, float]]] | None = None,
 ) -> None:
     rt: Runtime = memo.runtime
     t0 = time.perf_counter()
+    meta = body.get("metadata") or {}
     try:
-        await _refresh(rt, kind, body, patch, memo, pods, models)
+        wrote = await _refresh(rt, kind, body, pods, claims, models)
+        rt.metrics.observe_refresh(kind, time.perf_counter() - t0, wrote=wrote)
     except kopf.TemporaryError:
-        rt.metrics.refresh_error()
+        rt.metrics.refresh_error(kind, "temporary")
         raise
     except Exception as e:
-        rt.metrics.refresh_error()
-        log.exception("refresh failed", extra={"kind": kind, "resource": body.get("metadata", {}).get("name")})
-        raise kopf.TemporaryError(f"refresh failed: {e}", delay=rt.cfg.interval_s) from e
-    finally:
-        rt.metrics.observe_refresh(time.perf_counter() - t0)
+        rt.metrics.refresh_error(kind, type(e).__name__)
+        log.exception("refresh failed", extra={"kind": kind, "namespace": meta.get("namespace"), "resource": meta.get("name")})
+        await _report_failure(rt, kind, body, e)
+        raise kopf.TemporaryError(f"refresh failed: {type(e).__name__}", delay=rt.cfg.interval_s) from e
+
+
+async def _report_failure(rt: Runtime, kind: str, body: Mapping[str, Any], error: BaseException) -> None:
+    """Set Ready=False RefreshFailed on what is already written (no new figures)."""
+    meta = body.get("metadata") or {}
+    status = current_status(body, rt.written.get(meta.get("uid", "")))
+    now = iso(rt.clock())
+    conditions, changed = set_condition(
+        status.get("conditions"), "Ready", False, "RefreshFailed",
+        f"the last refresh failed ({type(error).__name__}); figures are as of the ledger's observedAt",
+        now=now, generation=meta.get("generation"),
+    )
+    if not changed:
+        return
+    status["conditions"] = conditions
+    try:
+        await rt.kube.replace_status(PLURALS[kind], meta["namespace"], meta["name"], status)
+    except Exception as e:  # the API server may be the problem; the log line and the metric remain
+        log.warning("could not record the refresh failure", extra={"resource": meta.get("name"), "error": type(e).__name__})
+        return
+    rt.written[meta.get("uid", "")] = status
+
+
+def _event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+    kopf.event(body, type=type_, reason=reason, message=message)  # type: ignore[arg-type]
+
+
+async def _workload_state(rt: Runtime, namespace: str, spec: Mapping[str, Any], pods: list[PodInfo], totals: LedgerTotals, seen_series: bool) -> tuple[str, str]:
+    ref = spec.get("workloadRef")
+    if ref:
+        try:
+            obj = await rt.kube.get_object(ref["apiVersion"], ref["kind"], namespace, ref["name"])
+        except NotFound:
+            return ("succeeded", "WorkloadDeleted") if totals.workload_seen else ("pending", "WorkloadNotFound")
+        return workload_state_from_conditions(ref["kind"], obj)
+    state, reason = state_from_pods(pods)
+    if state == "pending" and (seen_series or totals.it_j > 0):
+        return "succeeded", "PodsGone"  # pods ran (we counted them) and have been deleted since
+    return state, reason
+
+
+def _selector_empty(selector: Mapping[str, Any] | None) -> bool:
+    return selector is not None and not (selector.get("matchLabels") or selector.get("matchExpressions"))
 
 
 async def _refresh(
     rt: Runtime,
     kind: str,
     body: Mapping[str, Any],
-    patch: kopf.Patch,
-    memo: Any,
     pod_pool: Iterable[PodInfo],
+    claims: Iterable[RunClaim],
     models: Mapping[str, Iterable[Mapping[str, float]]] | None,
-) -> None:
+) -> bool:
+    """One refresh; True when the status was written."""
     meta = body.get("metadata") or {}
     spec = body.get("spec") or {}
-    status = body.get("status") or {}
-    ns, name = meta["namespace"], meta["name"]
+    ns, name, uid = meta["namespace"], meta["name"], meta.get("uid", "")
     generation = meta.get("generation")
     model = (spec.get("model") or {}).get("name", "")
-    conditions = list(status.get("conditions") or [])
-    ledger = _newer_ledger(status.get("ledger"), getattr(memo, "last_ledger", None))
-    totals: dict[str, float] = dict(ledger.get("totals") or {})
-    counters: dict[str, float] = dict(ledger.get("counters") or {})
+    stored = current_status(body, rt.written.get(uid))
+    conditions = list(stored.get("conditions") or [])
+    now_s = rt.clock()
+    now = iso(now_s)
     labels_base = {"namespace": ns, "name": name, "kind": kind, "model": model}
+    try:
+        ledger = ledger_from_status(stored.get("ledger"))
+    except ValidationError as e:
+        where = ".".join(str(p) for p in e.errors()[0]["loc"])
+        conditions, _ = set_condition(
+            conditions, "Ready", False, "LedgerInvalid",
+            f"status.ledger.{where} is not a valid ledger value; the run is not updated until it is repaired",
+            now=now, generation=generation,
+        )
+        log.error("invalid ledger in status", extra={"namespace": ns, "resource": name, "field": where})
+        return await _write(rt, kind, ns, name, uid, stored, {**stored, "conditions": conditions}, now_s)
+    totals = ledger.totals or LedgerTotals()
+    budget = spec.get("budget") or {}
+    budget_g = float(budget["co2eKg"]) * 1000.0 if budget.get("co2eKg") else None
 
     if condition_status(conditions, "Completed") == "True":
         # Frozen: figures no longer change; keep exporting them (also after a restart).
-        phase = status.get("phase") or "development"
-        b = (spec.get("budget") or {})
-        _, ratio = budget_status(b, totals)
+        _, ratio = budget_status(budget, totals)
         rt.metrics.set_run(
-            figures_from_totals(
-                {**labels_base, "phase": phase}, totals, completed=1.0,
-                budget_co2e_g=float(b["co2eKg"]) * 1000.0 if b.get("co2eKg") is not None else None,
-                budget_used_ratio=ratio,
-            )
+            figures_from_totals({**labels_base, "phase": stored.get("phase") or "development"}, totals, completed=1.0,
+                                budget_co2e_g=budget_g, budget_used_ratio=ratio)
         )
-        return
+        conditions, _ = ready_condition(conditions, completed=True, now=now, generation=generation)
+        return await _write(rt, kind, ns, name, uid, stored, {**stored, "conditions": conditions}, now_s)
 
-    now_s = rt.clock()
-    pods = pods_of_run(pod_pool, spec) if kind == "TrainingRun" else pods_of_run(pod_pool, {"selector": spec.get("selector")})
-    resolved, problems = await rt.factors.resolve(ns, spec.get("factorsRef"), status.get("factors"))
+    # -- which pods are ours
+    me = claim_from(kind, meta, spec)
+    owned, taken = split_pods(me, pod_pool, claims)
+    resolved, problems = await rt.factors.resolve(ns, spec.get("factorsRef"), stored.get("factors"))
     rules = await rt.factors.phase_rules()
 
+    # -- read the counters
     created_s = parse_iso(meta.get("creationTimestamp")) or now_s
-    since_s = parse_iso(ledger.get("observedAt"))
-    obs, source_ok = await rt.energy.observe(ns, [p.name for p in pods], since_s if since_s is not None else created_s)
+    since_s = parse_iso(ledger.observed_at)
+    obs, source_ok = await rt.energy.observe(ns, [p.name for p in owned], since_s if since_s is not None else created_s)
     rt.metrics.set_source_up(rt.energy.name, source_ok)
     end_s = obs.window_end_s if obs.window_end_s is not None else now_s
-
-    serving_missing: list[str] = []
-    if kind == "InferenceService" and obs.counters is not None:
-        names = names_for(spec.get("servingMetrics") or {})
-        urls = {p.name: pod_url(p.ip, p.annotation_map, names) for p in pods if p.phase == "Running"}
-        serving, serving_missing = await rt.serving.counters(urls, names)
-        obs.counters.update(serving)
-
-    start_s = since_s if since_s is not None else min(created_s, end_s)
+    containers = obs.containers
     if since_s is not None and end_s <= since_s:
-        deltas: dict[str, float] = {}
-    elif obs.counters is not None:
-        deltas, counters = advance_counters(counters, obs.counters)
-    else:
-        deltas = dict(obs.deltas or {})
-    inc = increment_from_deltas(deltas)
+        containers = None
+    serving_obs: dict[str, Any] | None = None
+    serving_problems: dict[str, str] = {}
+    if kind == "InferenceService" and containers is not None:
+        names = names_for(spec.get("servingMetrics") or {})
+        urls = {p.name: pod_url(p.ip, p.annotation_map, names) for p in owned if p.phase == "Running"}
+        serving_obs, serving_problems = await rt.serving.counters(urls, names)
+    elapsed_s = None if since_s is None else max(end_s - since_s, 0.0)
+    new_ledger, inc, anomalies = advance(
+        ledger, containers, serving_obs, live_pods={p.name for p in owned},
+        complete=obs.complete and source_ok, elapsed_s=elapsed_s,
+    )
+    _record_anomalies(rt, kind, ns, name, anomalies)
+    start_s = since_s if since_s is not None else min(created_s, end_s)
     live = await rt.intensity.value(resolved.carbon_intensity)
     if not inc.is_empty():
-        factors = factors_for_interval(resolved, start_s, end_s, live)
-        totals = apply_increment(totals, inc, factors, start_s, end_s)
-    if obs.peak_w is not None:
-        totals["peakW"] = max(totals.get("peakW", 0.0), obs.peak_w)
-    if obs.min_w is not None:
-        totals["minW"] = min(totals["minW"], obs.min_w) if "minW" in totals else obs.min_w
+        totals = apply_increment(totals, inc, factors_for_interval(resolved, start_s, end_s, live), start_s, end_s)
+    peak = obs.peak_w if obs.peak_w is None else max(totals.peak_w or 0.0, obs.peak_w)
+    low = obs.min_w if obs.min_w is None or totals.min_w is None else min(totals.min_w, obs.min_w)
+    totals = totals.model_copy(update={"peak_w": peak if peak is not None else totals.peak_w, "min_w": low if low is not None else totals.min_w})
 
     state, state_reason = ("running", "Serving") if kind == "InferenceService" else await _workload_state(
-        rt, ns, spec, pods, ledger
+        rt, ns, spec, owned, totals, bool(new_ledger.series) or bool(ledger.series) or bool(ledger.counters)
     )
     if kind == "TrainingRun" and spec.get("workloadRef") and state_reason != "WorkloadNotFound":
-        totals["workloadSeen"] = 1.0
+        totals = totals.model_copy(update={"workload_seen": 1.0})
+    if containers is not None:
+        new_ledger = new_ledger.model_copy(update={"observed_at": iso(end_s)})
+    new_ledger = new_ledger.model_copy(update={"totals": totals})
 
-    now = iso(now_s)
-    events: list[tuple[str, str, str]] = []
-
-    # Phase
-    decision = derive_phase(
-        kind, spec, meta.get("labels"), meta.get("annotations"), failed=state == "failed", rules=rules
+    out = _conditions_and_status(
+        rt, kind, body, stored, conditions, now, totals,
+        owned=owned, taken=taken, problems=problems, source_ok=source_ok, obs_problems=obs.problems,
+        serving_problems=serving_problems, anomalies=anomalies, state=state, state_reason=state_reason,
+        resolved=resolved, live=live, now_s=now_s, rules=rules, gpus_seen=obs.gpus,
     )
-    old_phase = status.get("phase")
-    conditions, _ = set_condition(
-        conditions, "PhaseDerived", True, decision.reason, f"phase {decision.phase}: {decision.message}",
-        now=now, generation=generation,
-    )
-    if old_phase and old_phase != decision.phase:
-        events.append(("Normal", "PhaseChanged", f"phase {old_phase} -> {decision.phase} ({decision.message})"))
-
-    # Factors
-    if problems:
-        p = problems[0]
-        conditions, changed = set_condition(conditions, "FactorsValid", False, p.reason, p.text(), now=now, generation=generation)
-        if changed:
-            events.append(("Warning", "FactorsInvalid", p.text()))
-    else:
-        src = resolved.source or "built-in defaults"
-        conditions, _ = set_condition(
-            conditions, "FactorsValid", True, "Valid", f"factors from {src}", now=now, generation=generation
-        )
-
-    # Energy source
-    conditions, _ = set_condition(
-        conditions, "EnergySourceReady", source_ok and not serving_missing,
-        "Scraped" if source_ok and not serving_missing else "SourceIncomplete",
-        f"{rt.energy.name}: {len(pods)} pod(s)" + (f"; serving metrics missing for {', '.join(serving_missing)}" if serving_missing else ""),
-        now=now, generation=generation,
-    )
-
-    # Figures and budget
-    figures_status = build_status(
-        totals,
-        resolved=resolved,
-        intensity_g_per_kwh=intensity_now(resolved, now_s, live),
-        budget=spec.get("budget"),
-        pods=len(pods),
-        gpus=sum(p.gpus for p in pods if p.phase in ("Pending", "Running")) or (len(obs.gpus) or None),
-        gpu_models=sorted(set(obs.gpus.values())) or None,
-    )
-    b_status, ratio = budget_status(spec.get("budget"), totals)
-    if b_status is not None:
-        exceeded = bool(b_status["exceeded"])
-        conditions, changed = set_condition(
-            conditions, "BudgetExceeded", exceeded, "OverBudget" if exceeded else "WithinBudget",
-            f"budget used: {b_status['summary']}", now=now, generation=generation,
-        )
-        if changed and exceeded:
-            events.append(("Warning", "BudgetExceeded", f"budget exceeded: {b_status['summary']}"))
-
-    # Completion (TrainingRun)
-    completed = kind == "TrainingRun" and state in ("succeeded", "failed")
-    if kind == "TrainingRun":
-        conditions, changed = set_condition(
-            conditions, "Completed", completed, state_reason,
-            "figures frozen" if completed else f"workload {state}", now=now, generation=generation,
-        )
-        if completed and changed:
-            events.append(("Normal", "Completed", f"run {state}: figures frozen"))
-
-    new_ledger = {"observedAt": iso(end_s), "counters": counters, "totals": totals}
-    memo.last_ledger = new_ledger
-    new_status: dict[str, Any] = {
-        **figures_status,
-        "phase": decision.phase,
-        "conditions": conditions,
-        "observedGeneration": generation,
-        "lastUpdated": now,
-        "ledger": new_ledger,
-    }
-    if not status.get("startTime"):
-        new_status["startTime"] = iso(created_s)
-    if completed:
-        new_status["completionTime"] = now
-
-    extra: dict[str, float | None] = {}
+    out.status["ledger"] = new_ledger.to_api()
+    if not stored.get("startTime"):
+        out.status["startTime"] = iso(created_s)
+    if out.completed:
+        out.status["completionTime"] = now
     if kind == "InferenceService":
         include_dev = (spec.get("breakeven") or {}).get("includeDevelopment")
         include_dev = rt.cfg.breakeven_include_development if include_dev is None else bool(include_dev)
@@ -265,26 +261,168 @@ async def _refresh(
             totals, upfront_co2e_g=up_g if entries else None, upfront_energy_j=up_j,
             basis="training+development" if include_dev else "training",
         )
-        new_status["inference"] = inf
+        out.status["inference"] = inf
         requests = float(inf["requests"])
-        extra = {
+        f_co2e = totals.co2e_op_g + totals.co2e_emb_g
+        out.extra = {
             "requests": requests,
             "joules_per_token": inf.get("joulesPerToken"),
-            "co2e_g_per_request": (totals.get("co2eOpG", 0.0) + totals.get("co2eEmbG", 0.0)) / requests if requests else None,
+            "co2e_g_per_request": f_co2e / requests if requests else None,
             "breakeven_ratio": (inf.get("breakeven") or {}).get("progress"),
         }
-    patch.status.update(new_status)
 
-    for type_, reason, message in events:
+    # a rebased, new or folded ledger entry must be written, or the next refresh would read the
+    # old one again (a rollback repeated, growth below the old value lost)
+    reshaped = bool(anomalies) or _entries(new_ledger) != _entries(ledger)
+    wrote = await _write(rt, kind, ns, name, uid, stored, out.status, now_s, force=bool(out.events) or reshaped, metering=True)
+    for type_, reason, message in out.events:
         _event(body, type_, reason, message)
-
-    b = spec.get("budget") or {}
     rt.metrics.set_run(
         figures_from_totals(
-            {**labels_base, "phase": decision.phase}, totals,
-            completed=1.0 if completed else 0.0,
-            budget_co2e_g=float(b["co2eKg"]) * 1000.0 if b.get("co2eKg") is not None else None,
-            budget_used_ratio=ratio,
-            **extra,
+            {**labels_base, "phase": out.status["phase"]}, totals, completed=1.0 if out.completed else 0.0,
+            budget_co2e_g=budget_g, budget_used_ratio=out.budget_ratio, **out.extra,
         )
     )
+    return wrote
+
+
+def _record_anomalies(rt: Runtime, kind: str, ns: str, name: str, anomalies: list[Anomaly]) -> None:
+    for a in anomalies:
+        rt.metrics.counter_anomaly(a.kind)
+        log.warning("counter anomaly", extra={"kind": kind, "namespace": ns, "resource": name, "anomaly": a.kind, "series": a.subject})
+
+
+def _conditions_and_status(
+    rt: Runtime, kind: str, body: Mapping[str, Any], stored: Mapping[str, Any], conditions: list[dict[str, Any]],
+    now: str, totals: LedgerTotals, *, owned: list[PodInfo], taken: Mapping[str, RunClaim], problems: list[Any],
+    source_ok: bool, obs_problems: tuple[str, ...], serving_problems: Mapping[str, str], anomalies: list[Anomaly],
+    state: str, state_reason: str, resolved: Any, live: float | None, now_s: float, rules: Any, gpus_seen: Mapping[str, str],
+) -> _Outcome:
+    meta = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+    gen = meta.get("generation")
+    events: list[tuple[str, str, str]] = []
+
+    def cond(ctype: str, ok: bool | str, reason: str, message: str, event: tuple[str, str] | None = None) -> None:
+        nonlocal conditions
+        conditions, changed = set_condition(conditions, ctype, ok, reason, message, now=now, generation=gen)
+        if changed and event is not None:
+            events.append((event[0], event[1], message))
+
+    # Phase
+    decision = derive_phase(kind, spec, meta.get("labels"), meta.get("annotations"), failed=state == "failed", rules=rules)
+    old_phase = stored.get("phase")
+    cond("PhaseDerived", True, decision.reason, f"phase {decision.phase}: {decision.message}")
+    if old_phase and old_phase != decision.phase:
+        events.append(("Normal", "PhaseChanged", f"phase {old_phase} -> {decision.phase} ({decision.message})"))
+
+    # Factors
+    if problems:
+        p = problems[0]
+        cond("FactorsValid", False, p.reason, p.text(), ("Warning", "FactorsInvalid"))
+    else:
+        cond("FactorsValid", True, "Valid", f"factors from {resolved.source or 'built-in defaults'}")
+
+    # Pods: found, and not metered by another run
+    selector = spec.get("selector")
+    if _selector_empty(selector):
+        cond("PodsFound", False, "EmptySelector",
+             "spec.selector has neither matchLabels nor matchExpressions: it selects no pods", ("Warning", "EmptySelector"))
+    elif state_reason == "WorkloadNotFound":
+        ref = spec.get("workloadRef") or {}
+        cond("PodsFound", False, "WorkloadNotFound",
+             f"spec.workloadRef: {ref.get('kind')} {ref.get('name')} does not exist in this namespace (yet)",
+             ("Warning", "WorkloadNotFound"))
+    elif owned:
+        cond("PodsFound", True, "PodsSelected", f"{len(owned)} pod(s)")
+    elif taken:
+        cond("PodsFound", False, "AllPodsOwnedElsewhere", "every selected pod is metered by another run (see PodsExclusive)")
+    elif totals.it_j > 0 or state in ("succeeded", "failed"):
+        cond("PodsFound", True, "PodsGone", "the run's pods have ended")
+    else:
+        cond("PodsFound", False, "NoPods", "no pod matches spec.selector/spec.workloadRef (yet)")
+    if taken:
+        owners = sorted({c.label for c in taken.values()})
+        cond("PodsExclusive", False, "OwnedByOtherRun",
+             f"{len(taken)} selected pod(s) are metered by {', '.join(owners[:3])} (created first) and not counted here",
+             ("Warning", "PodsOwnedByOtherRun"))
+    else:
+        cond("PodsExclusive", True, "Exclusive", "no other run meters these pods")
+
+    # Energy source
+    if source_ok and not obs_problems:
+        cond("EnergySourceReady", True, "Read", f"{rt.energy.name}: {len(owned)} pod(s)")
+    else:
+        if any("not an mlfootprint" in p or "answered" in p for p in obs_problems):
+            reason = "InvalidMetricsPage"
+        elif any("finite counter" in p for p in obs_problems):
+            reason = "InvalidValues"
+        else:
+            reason = "SourceUnavailable"
+        detail = "; ".join(obs_problems[:2]) or "no exporter answered"
+        cond("EnergySourceReady", False, reason, f"{rt.energy.name}: {detail}")
+    if kind == "InferenceService":
+        inconsistent = [a for a in anomalies if a.kind.startswith("Serving")]
+        if serving_problems:
+            pod, why = sorted(serving_problems.items())[0]
+            cond("ServingMetricsValid", False, "MetricsUnavailable",
+                 f"{len(serving_problems)} pod(s) without serving counters, e.g. {pod}: {why}", ("Warning", "ServingMetricsUnavailable"))
+        elif inconsistent:
+            a = inconsistent[0]
+            cond("ServingMetricsValid", False, a.kind,
+                 f"pod {a.subject}: {'a counter went down without an engine restart (not counted)' if a.kind == 'ServingInconsistent' else 'a counter jumped faster than physically plausible (not counted)'}",
+                 ("Warning", a.kind))
+        else:
+            cond("ServingMetricsValid", True, "Read", "serving counters read")
+
+    # Figures and budget
+    # without a new reading (Prometheus has no newer sample yet) the GPUs are the last ones seen
+    f_status = build_status(
+        totals, resolved=resolved, intensity_g_per_kwh=intensity_now(resolved, now_s, live), budget=spec.get("budget"),
+        pods=len(owned),
+        gpus=sum(p.gpus for p in owned if p.phase in ("Pending", "Running")) or len(gpus_seen) or stored.get("gpus"),
+        gpu_models=sorted(set(gpus_seen.values())) or stored.get("gpuModels"),
+    )
+    b_status, ratio = budget_status(spec.get("budget"), totals)
+    if b_status is not None:
+        exceeded = bool(b_status["exceeded"])
+        cond("BudgetExceeded", exceeded, "OverBudget" if exceeded else "WithinBudget", f"budget used: {b_status['summary']}",
+             ("Warning", "BudgetExceeded") if exceeded else None)
+
+    # Completion (TrainingRun)
+    completed = kind == "TrainingRun" and state in ("succeeded", "failed")
+    if kind == "TrainingRun":
+        cond("Completed", completed, state_reason, "figures frozen" if completed else f"workload {state}",
+             ("Normal", "Completed") if completed else None)
+    conditions, _ = ready_condition(conditions, completed=completed, now=now, generation=gen)
+    status = {**f_status, "phase": decision.phase, "conditions": conditions, "observedGeneration": gen}
+    for key in ("startTime", "completionTime"):
+        if stored.get(key):
+            status[key] = stored[key]
+    return _Outcome(status=status, events=events, completed=completed, budget_ratio=ratio)
+
+
+def _entries(ledger: Any) -> tuple[frozenset[str], frozenset[str], tuple[tuple[str, float], ...]]:
+    return (
+        frozenset(ledger.series or ()), frozenset(ledger.serving or ()), tuple(sorted((ledger.folded or {}).items()))
+    )
+
+
+def _visible(status: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in status.items() if k != "ledger"}
+
+
+async def _write(
+    rt: Runtime, kind: str, ns: str, name: str, uid: str, stored: Mapping[str, Any], status: dict[str, Any], now_s: float,
+    *, force: bool = False, metering: bool = False,
+) -> bool:
+    """Write ``status`` when a user can see a change (or, while ``metering``, when the written
+    ledger is older than ``status_max_age_s``); remember it only once the API server has
+    accepted it."""
+    observed = parse_iso((stored.get("ledger") or {}).get("observedAt"))
+    fresh = not metering or (observed is not None and now_s - observed < rt.cfg.status_max_age_s)
+    if not force and stored and fresh and _visible(status) == _visible(stored):
+        return False
+    await rt.kube.replace_status(PLURALS[kind], ns, name, status)
+    rt.written[uid] = status
+    return True
