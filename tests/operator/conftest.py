@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Kubectl
+from tests.conftest import Kubectl, apply_crds
 from tests.text_server import TextServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,6 +58,8 @@ class PodCounters:
     min_w: float = 0.0
     gpu_model: str = "H100"
     start: float | None = None  # mlfootprint_pod_start_time_seconds (None: an exporter without it)
+    power_s: tuple[float, ...] | None = None  # mlfootprint_pod_gpu_power_ratio buckets (cumulative seconds)
+    limit_w: float = 700.0
 
 
 @dataclass
@@ -93,6 +95,10 @@ class FixtureExporter:
             ]
             if c.start is not None:
                 lines.append(f"mlfootprint_pod_start_time_seconds{{{base}}} {c.start!r}")
+            if c.power_s is not None:
+                bounds = ["0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "1.0", "+Inf"]
+                lines += [f'mlfootprint_pod_gpu_power_ratio_bucket{{{base},le="{le}"}} {v!r}' for le, v in zip(bounds, c.power_s, strict=True)]
+                lines.append(f"mlfootprint_pod_gpu_power_limit_watts{{{base}}} {c.limit_w!r}")
         self.server.set(self.path, "\n".join(lines) + "\n")
 
 
@@ -112,11 +118,7 @@ def exporter(pages: PageServer) -> FixtureExporter:
 
 @pytest.fixture(scope="session")
 def crds(kubectl: Kubectl) -> None:
-    kubectl("apply", "-f", str(ROOT / "crds"))
-    kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s",
-        "crd/trainingruns.mlfootprint.io", "crd/inferenceservices.mlfootprint.io",
-    )
+    apply_crds(kubectl, str(ROOT / "crds"), ("trainingruns.mlfootprint.io", "inferenceservices.mlfootprint.io"))
 
 
 class OperatorHandle:

@@ -68,9 +68,12 @@ def test_training_run_from_creation_to_completion(
     assert st["phase"] == "training"
     assert st["energy"] == {"gpuKWh": 1.0, "hostKWh": 0.25, "itKWh": 1.25, "facilityKWh": 1.875}
     # 1.25 kWh x 1.5 x 400 g/kWh = 750 g; embodied 1 GPU-hour of 876 kg over 1 year = 100 g
-    assert st["carbon"] == {"operationalKg": 0.75, "embodiedKg": 0.1, "totalKg": 0.85, "totalTonnes": 0.00085}
+    # the embodied share by part: a per-GPU figure (embodiedGpu) covers the whole server, no host share
+    assert st["carbon"] == {"operationalKg": 0.75, "embodiedKg": 0.1, "embodiedGpuKg": 0.1, "embodiedHostKg": 0.0,
+                            "totalKg": 0.85, "totalTonnes": 0.00085}
     # on-site 1.25 x 0.5; off-site 1.25 x 1.5 x 2; embodied 87.6 L / 8760 h
-    assert st["water"] == {"onsiteL": 0.625, "offsiteL": 3.75, "embodiedL": 0.01, "totalL": 4.385}
+    assert st["water"] == {"onsiteL": 0.625, "offsiteL": 3.75, "embodiedL": 0.01, "embodiedGpuL": 0.01, "embodiedHostL": 0.0,
+                           "totalL": 4.385}
     assert st["power"]["peakW"] == 690 and st["power"]["minW"] == 95 and st["power"]["swings"] == 2
     assert st["gpuHours"] == 1.0 and st["pods"] == 1 and st["gpus"] == 1 and st["gpuModels"] == ["H100"]
     assert st["factors"]["pue"] == 1.5 and st["factors"]["source"]["configMap"] == f"{ns}/mlfootprint-factors"

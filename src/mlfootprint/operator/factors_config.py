@@ -27,15 +27,19 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import yaml
 from pydantic import ValidationError
 
+from mlfootprint.accounting.embodied import NodeEmbodied, embodied_specs, node_embodied
 from mlfootprint.accounting.factors import EmbodiedSpec, Factors, IntensityInterval
+from mlfootprint.accounting.node_config import EmbodiedConfig
+from mlfootprint.accounting.powercap import DEFAULT_CAP_CURVES, CapCurves
 from mlfootprint.accounting.presets import UnknownRegionError, region_preset
+from mlfootprint.operator.ledger import EmbodiedPlan
 
 __all__ = [
     "CarbonIntensitySpec",
@@ -44,6 +48,7 @@ __all__ = [
     "ResolvedFactors",
     "factors_for_interval",
     "parse_factors",
+    "embodied_resolver",
     "resolve_factors",
 ]
 
@@ -51,7 +56,8 @@ CIKind = Literal["constant", "schedule", "prometheus", "provider"]
 PROVIDERS = ("electricitymaps", "watttime")
 _FIELDS = (
     "region", "pue", "carbonIntensity", "marketCarbonIntensity", "wueOnsite", "wueOffsite",
-    "onsiteWaterBasis", "embodiedGpu", "embodiedHost", "gpuLifetimeYears", "hostLifetimeYears",
+    "onsiteWaterBasis", "embodied", "embodiedGpu", "embodiedHost", "gpuLifetimeYears", "hostLifetimeYears",
+    "powerCapCurves",
 )
 _DOC_KEY = "factors.yaml"
 
@@ -90,17 +96,26 @@ class FactorsLayer:
     carbon_intensity: CarbonIntensitySpec | None = None
     source: str | None = None  # namespace/name
     resource_version: str | None = None
+    embodied: EmbodiedConfig | None = None
+    cap_curves: CapCurves | None = None
 
 
 @dataclass(frozen=True)
 class ResolvedFactors:
-    """Factors after layering, plus how carbon intensity is obtained and where it came from."""
+    """Factors after layering, plus how carbon intensity is obtained and where it came from.
+
+    ``embodied``: the node bills of materials and selection rules (default: the presets);
+    ``per_gpu_embodied``: the per-GPU figures a ConfigMap gave with ``embodiedGpu`` (they win
+    over the node model for their GPU models, with ``embodiedHost`` as the host share)."""
 
     factors: Factors
     carbon_intensity: CarbonIntensitySpec
     source: str | None = None
     resource_version: str | None = None
     sources: tuple[str, ...] = ()
+    embodied: EmbodiedConfig = field(default_factory=EmbodiedConfig)
+    cap_curves: CapCurves = DEFAULT_CAP_CURVES
+    per_gpu_embodied: bool = False
 
 
 #: Physical bounds of each number (inclusive; lifetimes exclude 0). The highest grid
@@ -291,10 +306,36 @@ def parse_factors(
     for key, name in (("embodiedGpu", "embodied_gpu"), ("embodiedHost", "embodied_host")):
         if key in raw:
             fields[name] = _embodied(raw[key], key)
+    embodied = _typed(EmbodiedConfig, raw["embodied"], "embodied") if "embodied" in raw else None
+    curves = _typed(CapCurves, raw["powerCapCurves"], "powerCapCurves") if "powerCapCurves" in raw else None
     for key, name in (("gpuLifetimeYears", "gpu_lifetime_years"), ("hostLifetimeYears", "host_lifetime_years")):
         if key in raw:
             fields[name] = _number(raw[key], key, bounds="lifetimeYears", strict_min=True)
-    return FactorsLayer(fields=fields, carbon_intensity=ci, source=source, resource_version=resource_version)
+    return FactorsLayer(
+        fields=fields, carbon_intensity=ci, source=source, resource_version=resource_version, embodied=embodied,
+        cap_curves=curves,
+    )
+
+
+def _typed(model: Any, value: Any, name: str) -> Any:
+    """Validate a typed section; the error names the field path and the reason, not the value."""
+    try:
+        return model.model_validate(value)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"] if p not in ("components", "flat"))
+        reason = str(err["msg"]).removeprefix("Value error, ")
+        inner = re.match(r"^([\w\[\].-]+): (.*)$", reason)
+        if not loc and inner:  # a model validator that names the field itself
+            loc, reason = inner.group(1), inner.group(2)
+        raise FactorsError(f"{name}.{loc}".rstrip("."), _no_quotes(reason)) from None
+    except ValueError as e:
+        raise FactorsError(name, _no_quotes(str(e))) from None
+
+
+def _no_quotes(text: str) -> str:
+    """Drop quoted values a library message may carry (the ConfigMap may be someone else's)."""
+    return re.sub(r"'[^']*'|\"[^\"]*\"", "<value>", text)
 
 
 def resolve_factors(layers: Sequence[FactorsLayer]) -> ResolvedFactors:
@@ -304,10 +345,16 @@ def resolve_factors(layers: Sequence[FactorsLayer]) -> ResolvedFactors:
     source: str | None = None
     rv: str | None = None
     used: list[str] = []
+    embodied = EmbodiedConfig()
+    curves = DEFAULT_CAP_CURVES
     for layer in layers:
         fields.update(layer.fields)
         if layer.carbon_intensity is not None:
             ci = layer.carbon_intensity
+        if layer.embodied is not None:
+            embodied = layer.embodied
+        if layer.cap_curves is not None:
+            curves = layer.cap_curves
         if layer.source:
             source, rv = layer.source, layer.resource_version
             used.append(layer.source)
@@ -315,7 +362,45 @@ def resolve_factors(layers: Sequence[FactorsLayer]) -> ResolvedFactors:
     if base_ci is None:
         base_ci = ci.schedule_g_per_kwh[0] if ci.schedule_g_per_kwh else Factors().carbon_intensity_g_per_kwh
     factors = Factors.model_validate({**fields, "carbon_intensity_g_per_kwh": base_ci})
-    return ResolvedFactors(factors=factors, carbon_intensity=ci, source=source, resource_version=rv, sources=tuple(used))
+    return ResolvedFactors(
+        factors=factors, carbon_intensity=ci, source=source, resource_version=rv, sources=tuple(used),
+        embodied=embodied, cap_curves=curves, per_gpu_embodied="embodied_gpu" in fields,
+    )
+
+
+def embodied_resolver(
+    resolved: ResolvedFactors, node_labels: Callable[[str], Mapping[str, str]]
+) -> Callable[[str, str | None], EmbodiedPlan]:
+    """(GPU model, node) -> how its device-seconds are charged embodied impact (METHODOLOGY §4).
+
+    The node's bill of materials (``embodied`` rules: GPU model and node labels; presets by
+    default) gives the per-GPU figure and the host, spread over the node's GPUs. A ConfigMap's
+    ``embodiedGpu`` entry for the GPU model (or its ``default``) wins for the GPU part, with
+    ``embodiedHost`` for the model (or ``default``) as the host, none without one (a per-GPU
+    figure such as BLOOM's already covers the whole server).
+    """
+    cfg = resolved.embodied
+    factors = resolved.factors
+    nodes: dict[str, NodeEmbodied] = {}
+
+    def plan(model: str, node: str | None) -> EmbodiedPlan:
+        labels = node_labels(node) if node else {}
+        spec = cfg.node_for(model, labels)
+        per_node = spec.gpu_count if spec is not None else 8
+        if resolved.per_gpu_embodied and (model in factors.embodied_gpu or "default" in factors.embodied_gpu):
+            host = factors.embodied_host.get(model) or factors.embodied_host.get("default")
+            return EmbodiedPlan(
+                gpu_key=f"gpu:{model}", gpu=factors.embodied_for_gpu(model),
+                host_key=f"host:{model}" if host is not None else None, host=host, gpus_per_node=per_node,
+            )
+        if spec is None:
+            return EmbodiedPlan(gpu_key="none", gpu=EmbodiedSpec(co2e_kg=0.0, water_l=0.0, source="no node selected"))
+        if spec.name not in nodes:
+            nodes[spec.name] = node_embodied(spec, cfg.component_factors)
+        gpu, host = embodied_specs(nodes[spec.name])
+        return EmbodiedPlan(gpu_key=f"{spec.name}:gpu", gpu=gpu, host_key=f"{spec.name}:host", host=host, gpus_per_node=per_node)
+
+    return plan
 
 
 def factors_for_interval(

@@ -53,6 +53,10 @@ def register(
     async def models_index(spec: Any, status: Any, namespace: str, name: str, **_: Any) -> Any:
         return indexes.index_run_by_model(spec, status, namespace, name)
 
+    @kopf.index("nodes", registry=registry, id="nodes_index")
+    async def nodes_index(name: str, labels: Any, **_: Any) -> Any:
+        return {name: dict(labels or {})}  # embodied: a node's labels select its bill of materials
+
     @kopf.index(g, v, "trainingruns", registry=registry, id="tr_claims")
     async def tr_claims(meta: Any, spec: Any, **_: Any) -> Any:
         return indexes.index_claim("TrainingRun", meta, spec)
@@ -65,20 +69,23 @@ def register(
         return [*tr_claims.get(ns, ()), *is_claims.get(ns, ())]
 
     @kopf.timer(g, v, "trainingruns", interval=cfg.interval_s, initial_delay=0.1, registry=registry, id="refresh")
-    async def refresh_trainingrun(body: Any, memo: Any, pods_index: Any, tr_claims: Any, is_claims: Any, **_: Any) -> None:
+    async def refresh_trainingrun(
+        body: Any, memo: Any, pods_index: Any, tr_claims: Any, is_claims: Any, nodes_index: Any, **_: Any
+    ) -> None:
         ns = body["metadata"]["namespace"]
         await refresh.refresh_resource(
-            kind="TrainingRun", body=body, memo=memo, pods=pods_index.get(ns, ()), claims=claims(ns, tr_claims, is_claims)
+            kind="TrainingRun", body=body, memo=memo, pods=pods_index.get(ns, ()), claims=claims(ns, tr_claims, is_claims),
+            nodes=nodes_index,
         )
 
     @kopf.timer(g, v, "inferenceservices", interval=cfg.interval_s, initial_delay=0.1, registry=registry, id="refresh")
     async def refresh_inferenceservice(
-        body: Any, memo: Any, pods_index: Any, models_index: Any, tr_claims: Any, is_claims: Any, **_: Any
+        body: Any, memo: Any, pods_index: Any, models_index: Any, tr_claims: Any, is_claims: Any, nodes_index: Any, **_: Any
     ) -> None:
         ns = body["metadata"]["namespace"]
         await refresh.refresh_resource(
             kind="InferenceService", body=body, memo=memo, pods=pods_index.get(ns, ()),
-            claims=claims(ns, tr_claims, is_claims), models=models_index,
+            claims=claims(ns, tr_claims, is_claims), models=models_index, nodes=nodes_index,
         )
 
     @kopf.on.event(g, v, "trainingruns", registry=registry, id="forget")
@@ -86,12 +93,14 @@ def register(
         if type == "DELETED":
             memo.runtime.metrics.remove_run("TrainingRun", namespace, name)
             memo.runtime.written.pop(uid, None)
+            memo.runtime.quiet.pop(uid, None)
 
     @kopf.on.event(g, v, "inferenceservices", registry=registry, id="forget")
     async def forget_inferenceservice(type: str, namespace: str, name: str, uid: str, memo: Any, **_: Any) -> None:
         if type == "DELETED":
             memo.runtime.metrics.remove_run("InferenceService", namespace, name)
             memo.runtime.written.pop(uid, None)
+            memo.runtime.quiet.pop(uid, None)
 
     if not cfg.discovery:
         return

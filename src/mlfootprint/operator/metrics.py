@@ -40,6 +40,8 @@ _RUN_GAUGES: tuple[tuple[str, str, str], ...] = (
     ("mlfootprint_inference_joules_per_token", "joules_per_token", "Facility J per output token."),
     ("mlfootprint_inference_co2e_grams_per_request", "co2e_g_per_request", "Total gCO2e per request."),
     ("mlfootprint_inference_breakeven_ratio", "breakeven_ratio", "Requests served / breakeven requests."),
+    ("mlfootprint_run_power_cap_recommended_watts", "power_cap_w", "Recommended GPU power cap (advice), W per GPU; only when one saves energy."),
+    ("mlfootprint_run_power_cap_energy_saved_ratio", "power_cap_saving_ratio", "Estimated share of GPU energy the recommended cap saves."),
 )
 
 
@@ -78,6 +80,8 @@ class RunFigures:
     joules_per_token: float | None = None
     co2e_g_per_request: float | None = None
     breakeven_ratio: float | None = None
+    power_cap_w: float | None = None
+    power_cap_saving_ratio: float | None = None
 
 
 class OperatorMetrics(Collector):

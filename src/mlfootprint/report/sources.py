@@ -195,6 +195,9 @@ _SPLITS = {
     "onsite_l": "total_l",
     "offsite_l": "total_l",
     "embodied_l": "total_l",
+    "embodied_gpu_kg": "embodied_kg",
+    "embodied_host_kg": "embodied_kg",
+    "cap_saving_kg": "operational_kg",
     "input_tokens": "requests",
     "output_tokens": "requests",
 }
