@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from mlfootprint.demo import realnode as rn
 from mlfootprint.demo import scenario as scn
 from mlfootprint.demo.kube import Kube, KubeError
 from mlfootprint.demo.models_summary import models_lines
@@ -68,6 +69,8 @@ class Options:
     time_factor: float | None = None
     operator_interval_s: float = 2.0
     settle_timeout_s: float = 120.0
+    #: auto (the real node when the machine allows it, else kwok), real, kwok
+    node: str = "auto"
 
 
 def utcnow() -> str:
@@ -152,9 +155,28 @@ class Demo:
         self.state.save(self.state_file)
 
     # ------------------------------------------------------------- up
+    def _mode(self) -> str:
+        """real or kwok, from --node; auto says why it falls back to kwok."""
+        if self.opts.node == "kwok":
+            return "kwok"
+        problems = rn.real_node_problems()
+        if not problems:
+            return "real"
+        if self.opts.node == "real":
+            raise DemoError("--node real: this machine cannot run a real node: " + "; ".join(problems))
+        self.say("Running on simulated (kwok) nodes: a real worker node needs " + "; ".join(problems)
+                 + ". (`make tools` as root installs them; --node kwok skips this check.)")
+        return "kwok"
+
     def up(self) -> int:
         t0 = time.monotonic()
-        sc = scn.load(short=self.opts.short, time_factor=self.opts.time_factor)
+        mode = self._mode()
+        if mode == "real":
+            # one real node with 8 GPUs: the one-node project; real pods need a slower clock
+            factor = self.opts.time_factor or (3600.0 if self.opts.short else 1440.0)
+            sc = scn.load(short=True, time_factor=factor)
+        else:
+            sc = scn.load(short=self.opts.short, time_factor=self.opts.time_factor)
         try:
             bins = Binaries.find()
         except MissingBinaryError as e:
@@ -162,22 +184,27 @@ class Demo:
         if self.state_file.exists() or (self.state_dir / "cluster" / STATE_FILE).exists():
             if down(self.state_dir, quiet=True):
                 self.say("stopped the previous demo first")
-        nodes = [f"kwok-gpu-{i}" for i in range(sc.gpu_nodes)]
+        nodes = [f"kwok-gpu-{i}" for i in range(sc.gpu_nodes)] if mode == "kwok" else []
         ports = pick_ports(self.opts.port_base, [
             *((f"exporter {n}", EXPORTER_PORT_OFFSET + i) for i, n in enumerate(nodes)),
-            ("operator metrics", OPERATOR_PORT_OFFSET), ("simulated vLLM metrics", SERVING_PORT_OFFSET),
+            *((("operator metrics", OPERATOR_PORT_OFFSET),) if mode == "kwok" else ()),
+            ("simulated vLLM metrics", SERVING_PORT_OFFSET),
         ])
         self._prepare_dir()
         self.state.short = self.opts.short
         self.state.time_factor = sc.time_factor
         self.state.namespace = sc.namespace
         self._save()
-        mode = "short" if self.opts.short else "full"
-        self.say(f"mlfootprint demo ({mode}): {len(sc.sweep)} sweep runs, 1 final run, 1 InferenceService; "
+        variant = "short" if self.opts.short else "full"
+        where = "on a real node (kubelet, containerd, the chart's images)" if mode == "real" else "on simulated (kwok) nodes"
+        self.say(f"mlfootprint demo ({variant}, {where}): {len(sc.sweep)} sweep runs, 1 final run, 1 InferenceService; "
                  f"simulated clock x{sc.time_factor:g} (1 simulated hour = {sc.wall_s(1):.1f} s)")
-        log.info("demo starting", extra={"state_dir": str(self.state_dir), "mode": mode, "ports": ports})
+        log.info("demo starting", extra={"state_dir": str(self.state_dir), "mode": variant, "node": mode, "ports": ports})
         try:
-            self._up(sc, bins, nodes, ports)
+            if mode == "real":
+                self._up_real(sc, bins, ports)
+            else:
+                self._up(sc, bins, nodes, ports)
         except BaseException as e:
             log.error("demo failed; stopping what it started", extra={"error": str(e)})
             down(self.state_dir, quiet=True)
@@ -269,6 +296,60 @@ class Demo:
         driver.run()
 
         # 6. results
+        self.say("[6/6] waiting for the operator's final figures ...")
+        self.wait_figures(kube, sc)
+        self.print_results(sc)
+
+    def _up_real(self, sc: scn.Scenario, bins: Binaries, ports: dict[str, int]) -> None:
+        """The product as a platform engineer installs it, on the dev cluster's real node."""
+        self.say("[1/6] starting the local control plane and a real worker node (containerd, kubelet, 8 fake GPUs) ...")
+        t = time.monotonic()
+        try:
+            cluster = DevCluster(Path(self.state.cluster_dir), gpu_nodes=0, binaries=bins, real_node=True).start()
+        except (DevClusterError, rn.RealNodeError) as e:
+            raise DemoError(f"control plane / real node: {e}") from None
+        node = cluster.node
+        assert node is not None
+        self.state.kubeconfig = str(cluster.kubeconfig)
+        self._save()
+        self.say(f"      API server {cluster.server}, node {node.name} ({node.ip}) Ready in {time.monotonic() - t:.1f} s")
+        kube = Kube(cluster.kubeconfig, self.state_dir / "certs")
+        root = repo_root()
+
+        self.say("[2/6] building the exporter/operator image without a registry (hack/image/build.sh) ...")
+        try:
+            image, build_s = rn.build_image(root, self.state_dir / "image.oci.tar", self.state_dir / "logs" / "image-build.log")
+        except RuntimeError as e:
+            raise DemoError(str(e)) from None
+        t = time.monotonic()
+        cluster.import_image(self.state_dir / "image.oci.tar")
+        self.say(f"      {image}: built in {build_s:.0f} s, imported into the node's containerd in {time.monotonic() - t:.1f} s")
+
+        self.say("[3/6] helm install charts/mlfootprint (exporter DaemonSet: pod-resources + cgroups; operator "
+                 "Deployment) and the factors ConfigMap ...")
+        t = time.monotonic()
+        for ns in (OPERATOR_NAMESPACE, sc.namespace):
+            self.kubectl("apply", "-f", "-", input=json.dumps(scn.namespace(ns)))
+        self.kubectl("apply", "-f", str(root / "samples" / "demo" / "factors.yaml"))
+        values = rn.chart_values(image, node.pod_resources_dir, sc.time_factor, self.opts.operator_interval_s)
+        try:
+            rn.helm_install(cluster.kubeconfig, root / "charts" / "mlfootprint", values, self.state_dir)
+        except RuntimeError as e:
+            raise DemoError(f"{e}\n  pods: {self.kubectl('get', 'pods', '-A', check=False).stdout}") from None
+        self._wait_service_account(kube, sc.namespace)
+        ips = rn.pod_ips(json.loads(self.kubectl("get", "pods", "-n", OPERATOR_NAMESPACE, "-o", "json").stdout))
+        self.say(f"      exporter and operator Running and Ready in {time.monotonic() - t:.1f} s")
+        self.say("[4/6] endpoints:")
+        for component, port in (("exporter", 9860), ("operator", 9090)):
+            if component in ips:
+                url = f"http://{ips[component]}:{port}/metrics"
+                self.state.urls[component] = url
+                self.say(f"      {component}: {url}")
+        self._save()
+
+        driver = Driver(self, kube, sc, serving_port=ports["simulated vLLM metrics"], real_image=image,
+                        serving_address=node.ip)
+        driver.run()
         self.say("[6/6] waiting for the operator's final figures ...")
         self.wait_figures(kube, sc)
         self.print_results(sc)
@@ -403,11 +484,16 @@ class Driver:
     """
 
     def __init__(self, demo: Demo, kube: Kube, sc: scn.Scenario, serving_port: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, real_image: str | None = None,
+                 serving_address: str = "127.0.0.1") -> None:
         self.demo = demo
         self.kube = kube
         self.sc = sc
         self.serving_port = serving_port
+        #: on a real node: the image of the runs' containers (they run and end by themselves)
+        self.real_image = real_image
+        #: where the simulated vLLM server listens (the node's IP: pods reach it, loopback not)
+        self.serving_address = serving_address
         self.clock = clock
         self.t0 = clock()
         self.started: dict[str, float] = {}  # run -> wall time its pods started
@@ -446,7 +532,7 @@ class Driver:
 
     def _create_run(self, run: scn.Run) -> None:
         ns = self.sc.namespace
-        self.kube.create(f"/apis/batch/v1/namespaces/{ns}/jobs", scn.job(self.sc, run))
+        self.kube.create(f"/apis/batch/v1/namespaces/{ns}/jobs", scn.job(self.sc, run, self.real_image))
         self.kube.create(f"/apis/mlfootprint.io/v1alpha1/namespaces/{ns}/trainingruns", scn.training_run(self.sc, run))
         log.info("created run", extra={"run": run.name, "phase": run.phase, "gpus": run.gpus, "sim_hours": run.hours})
 
@@ -460,6 +546,10 @@ class Driver:
             now = self.clock()
             for run in list(pending.values()):
                 pods = self._pods(f"{scn.RUN_LABEL}={run.name}")
+                if self.real_image is not None:
+                    if self._drive_real(run, pods, now, stuck_deadline):
+                        del pending[run.name]
+                    continue
                 if run.name not in self.started:
                     scheduled = [p for p in pods if p["spec"].get("nodeName")]
                     if len(scheduled) < run.pods:
@@ -489,6 +579,28 @@ class Driver:
             if pending:
                 time.sleep(0.2)
 
+    def _drive_real(self, run: scn.Run, pods: list[dict[str, Any]], now: float, stuck_deadline: float) -> bool:
+        """On the real node the kubelet runs the pods and they end by themselves; True when ended."""
+        phases = [(p.get("status") or {}).get("phase") for p in pods]
+        if run.name not in self.started:
+            if len(pods) == run.pods and all(ph in ("Running", "Succeeded", "Failed") for ph in phases):
+                self.started[run.name] = now
+                if run.phase == "training":
+                    self._event(f"{run.name} started: {run.pods} pod(s) x {run.gpus_per_pod} GPUs, {run.hours:g} h")
+                log.info("run started", extra={"run": run.name, "pods": run.pods, "sim_hour": round(self.sim_h(), 2)})
+            elif now > stuck_deadline:
+                raise DemoError(f"run {run.name}: pods not running after 60 s: {phases} "
+                                f"(kubectl -n {self.sc.namespace} describe pods -l {scn.RUN_LABEL}={run.name})")
+            return False
+        if len(pods) == run.pods and all(ph in ("Succeeded", "Failed") for ph in phases):
+            outcome = "Failed" if "Failed" in phases else "Succeeded"
+            self.ended[run.name] = outcome
+            why = f" ({run.reason})" if outcome == "Failed" and run.reason else ""
+            self._event(f"{run.name} {outcome.lower()}{why} after {run.hours:g} h on {run.gpus} GPUs")
+            log.info("run ended", extra={"run": run.name, "outcome": outcome, "sim_hour": round(self.sim_h(), 2)})
+            return True
+        return False
+
     def _next_ip(self) -> str:
         self._ips += 1
         return f"10.244.{200 + self._ips // 250}.{1 + self._ips % 250}"
@@ -500,15 +612,15 @@ class Driver:
     def _start_serving(self) -> None:
         sc = self.sc
         port = self.serving_port
-        url = f"http://127.0.0.1:{port}/metrics"
-        argv = [sys.executable, "-m", "mlfootprint.demo.servingsim", "--port", str(port),
+        url = f"http://{self.serving_address}:{port}/metrics"
+        argv = [sys.executable, "-m", "mlfootprint.demo.servingsim", "--address", self.serving_address, "--port", str(port),
                 "--time-factor", f"{sc.time_factor:g}", "--model", sc.model,
                 "--peak-rps", f"{sc.serving.peak_requests_per_s:g}", "--replicas", str(sc.serving.replicas)]
         rec = spawn("vllm-sim", argv, self.demo.state_dir / "logs" / "vllm-sim.log", None, url)
         self.demo.add_process(rec)
-        wait_http(f"http://127.0.0.1:{port}/healthz", 30, rec)
+        wait_http(f"http://{self.serving_address}:{port}/healthz", 30, rec)
         ns = sc.namespace
-        self.kube.create(f"/apis/apps/v1/namespaces/{ns}/deployments", scn.deployment(sc))
+        self.kube.create(f"/apis/apps/v1/namespaces/{ns}/deployments", scn.deployment(sc, self.real_image))
         self.kube.create(f"/apis/mlfootprint.io/v1alpha1/namespaces/{ns}/inferenceservices", scn.inference_service(sc))
         self.serving_t0 = self.clock()
         log.info("serving started", extra={"service": sc.serving.name, "replicas": sc.serving.replicas, "metrics": url})
@@ -518,7 +630,7 @@ class Driver:
             meta = p["metadata"]
             if scn.SERVING_URL_ANNOTATION in (meta.get("annotations") or {}):
                 continue
-            url = f"http://127.0.0.1:{self.serving_port}/pods/{meta['name']}/metrics"
+            url = f"http://{self.serving_address}:{self.serving_port}/pods/{meta['name']}/metrics"
             self.kube.merge_patch(f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
                                   {"metadata": {"annotations": {scn.SERVING_URL_ANNOTATION: url}}})
             log.info("annotated serving pod", extra={"pod": meta["name"], "url": url})
@@ -557,7 +669,7 @@ class Driver:
     def _requests_served(self) -> float:
         """Requests counted so far by the simulated vLLM server (0 if it does not answer)."""
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.serving_port}/metrics", timeout=2.0) as resp:
+            with urllib.request.urlopen(f"http://{self.serving_address}:{self.serving_port}/metrics", timeout=2.0) as resp:
                 text = resp.read().decode()
         except (urllib.error.URLError, OSError):
             return 0.0
