@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export MLFOOTPRINT_CACHE ?= $(HOME)/.cache/mlfootprint
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv tools test test-unit test-cluster bench demo demo-down crds lock image clean
+.PHONY: help venv tools test test-unit test-cluster faults bench demo demo-down crds lock image clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -28,6 +28,11 @@ test: venv tools ## Run every test (unit, property, CLI, real control plane, Pro
 
 test-unit: venv ## Only the tests that need no external servers
 	$(PY) -m pytest -m "not cluster and not prometheus and not helm and not browser"
+
+SEED ?=
+DURATION ?= 600
+faults: venv tools ## Longer fault campaign (docs/faults.md): make faults SEED=123 DURATION=600 (s of faults; every kind at least once)
+	MLFOOTPRINT_FAULTS_SEED=$(SEED) MLFOOTPRINT_FAULTS_DURATION=$(DURATION) $(PY) -m pytest tests/faults/test_campaign.py -q -p no:cacheprovider
 
 bench: venv ## Run the benchmarks and print the measured figures
 	bash hack/bench.sh

@@ -81,3 +81,30 @@ def test_cli_up_env_status_down(tmp_path: Path) -> None:
 def test_cli_rejects_bad_gpu_node_count(tmp_path: Path) -> None:
     bad = _cli("up", "--state-dir", str(tmp_path), "--gpu-nodes", "-1")
     assert bad.returncode == 2 and "--gpu-nodes" in bad.stderr
+
+
+def test_restart_pause_and_resume_a_component(tmp_path: Path) -> None:
+    """The fault suite kills and freezes the API server: `restart` brings it back on the same
+    port with the same certificates (clients reconnect unchanged), `pause` makes it hang
+    without closing connections, `resume` undoes that, and `stop` also ends a paused one."""
+    with DevCluster(tmp_path / "c", die_with_parent=True) as dev:
+        old = dev.pids()["kube-apiserver"]
+        dev.kubectl("create", "namespace", "before-restart")
+        # the controller-manager is up (it created the ServiceAccount): a restart of the API
+        # server while it still starts makes it exit (RBAC not served yet), a start-up race
+        dev.kubectl("wait", "--for=create", "serviceaccount/default", "-n", "before-restart", "--timeout=30s")
+        new = dev.restart("kube-apiserver")
+        assert new != old and not pid_alive(old) and dev.pids()["kube-apiserver"] == new
+        assert dev.is_ready() and all(dev.running().values())
+        assert "before-restart" in dev.kubectl("get", "ns", "-o", "name").stdout  # same etcd, same kubeconfig
+        assert DevCluster.load(tmp_path / "c").pids()["kube-apiserver"] == new  # state.json follows
+        dev.pause("kube-apiserver")
+        t = time.monotonic()
+        assert not dev.is_ready()  # hangs until the client's 2 s timeout
+        assert time.monotonic() - t >= 1.5
+        assert Path(f"/proc/{new}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"  # stopped, not gone
+        dev.pause("kube-apiserver")  # paused again: stop() must still end it
+        pids = list(dev.pids().values())
+    assert _gone(pids)
+    with pytest.raises(Exception, match="no component named"):
+        DevCluster(tmp_path / "d").pause("kube-apiserver")

@@ -161,6 +161,9 @@ def test_restart_without_state_file_starts_new_counters(clock: FakeClock, tmp_pa
     ("content", "why"),
     [
         ("{not json", "not valid JSON"),
+        # found by the fault suite (exporter-garbage-state): bytes that are not UTF-8 raised
+        # UnicodeDecodeError out of load_state and the exporter exited (a crash loop)
+        (b"\x8a\xff\x00 binary \xc3", "not valid JSON"),
         ('{"version": 2}', "node"),  # missing keys
         ('{"version": 2, "node": "node-1", "saved_unix": 1, "clock_s": 0, "gpus": {"G": {"model": 3, "energy_j": "x", "idle_j": 0}}}', "gpus.G"),
         ('{"version": 2, "node": "node-1", "saved_unix": 1, "clock_s": 0, "gpus": {"G": {"model": "m", "energy_j": NaN, "idle_j": 0}}}', "energy_j"),
@@ -171,10 +174,13 @@ def test_restart_without_state_file_starts_new_counters(clock: FakeClock, tmp_pa
     ],
 )
 def test_a_bad_state_file_is_set_aside_and_the_exporter_starts(
-    clock: FakeClock, tmp_path: Path, content: str, why: str, caplog: pytest.LogCaptureFixture
+    clock: FakeClock, tmp_path: Path, content: str | bytes, why: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     state = tmp_path / "state.json"
-    state.write_text(content)
+    if isinstance(content, bytes):
+        state.write_bytes(content)
+    else:
+        state.write_text(content)
     errors = ErrorCounter()
     gpus = FakeGpuSource([FakeGpu(G0)])
     pods = FakePodSource([ContainerInfo(A, (("nvidia.com/gpu", G0),))])

@@ -17,7 +17,7 @@ from mlfootprint.operator.factors_store import FactorsProblem
 from mlfootprint.crd.models import Ledger, LedgerTotals
 from mlfootprint.operator.ledger import ContainerObs, Increment, advance, apply_increment
 from mlfootprint.operator.phases import PhaseRules, derive_phase, parse_phase_rules
-from mlfootprint.operator.ownership import RunClaim, split_pods
+from mlfootprint.operator.ownership import RunClaim, claim_from, split_pods
 from mlfootprint.operator.pods import PodInfo, matches_selector
 from mlfootprint.operator.status import (
     budget_status,
@@ -380,6 +380,34 @@ def test_a_pod_selected_by_several_runs_is_metered_by_the_oldest() -> None:
     twin = RunClaim("TrainingRun", "twin", "2026-01-01T00:00:00Z", {"matchLabels": {"app": "a"}})
     assert split_pods(twin, pods, [old, twin])[0] == []  # "old" < "twin"
     assert [p.name for p in split_pods(old, pods, [old, twin])[0]] == ["a-0", "a-1"]
+
+
+def test_a_run_that_meters_a_pod_keeps_it() -> None:
+    """Found by the fault suite (overlap-same-second): a run created within the same second as
+    the run metering a pod, with a name that sorts first, took the pod over and counted its
+    whole history again while the first run kept what it had counted (+20 kJ)."""
+    pods = [_pod("x-0", app="x"), _pod("x-1", app="x")]
+    sel = {"matchLabels": {"app": "x"}}
+    metering = RunClaim("TrainingRun", "r-b", "2026-01-01T00:00:00Z", sel, counted=frozenset({"x-0"}))
+    late_twin = RunClaim("TrainingRun", "r-a", "2026-01-01T00:00:00Z", sel)  # same second, sorts first
+    claims = [metering, late_twin]
+    mine, taken = split_pods(late_twin, pods, claims)
+    assert [p.name for p in mine] == ["x-1"] and taken == {"x-0": metering}  # x-1: nobody meters it, age decides
+    mine, taken = split_pods(metering, pods, claims)
+    assert [p.name for p in mine] == ["x-0"] and taken == {"x-1": late_twin}
+    # an older run (say its selector was widened) does not take a metered pod either
+    older = RunClaim("TrainingRun", "older", "2025-01-01T00:00:00Z", sel)
+    assert split_pods(older, pods, [older, metering])[1] == {"x-0": metering}
+    assert split_pods(metering, pods, [older, metering]) == ([pods[0]], {"x-1": older})
+    # both metered it (their refreshes raced): the oldest keeps it, one owner either way
+    both = RunClaim("TrainingRun", "r-a", "2026-01-01T00:00:00Z", sel, counted=frozenset({"x-0"}))
+    assert split_pods(both, pods, [metering, both])[1] == {}
+    assert split_pods(metering, pods, [metering, both])[1] == {"x-0": both, "x-1": both}
+    # what a run meters comes from its ledger's series
+    claim = claim_from("TrainingRun", {"name": "r", "creationTimestamp": "t"}, {"selector": sel},
+                       {"ledger": {"series": {"x-0/main": {"gpuJ": 1.0}, "x-0/sidecar": {}, "x-1/main": {}}}})
+    assert claim.counted == {"x-0", "x-1"}
+    assert claim_from("TrainingRun", {"name": "r"}, {"selector": sel}).counted == frozenset()
 
 
 def test_ready_summarises_the_input_conditions() -> None:

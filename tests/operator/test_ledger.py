@@ -42,11 +42,13 @@ def test_first_sight_growth_rollback_and_reset() -> None:
     assert inc.gpu_j == 100.0 and a == []  # first sight: all of it is the run's
     ledger, inc, a = step(ledger, {KEY: obs(150.0)})
     assert inc.gpu_j == 50.0
-    # an exporter restored an older checkpoint: same start, lower value -> nothing, rebased
+    # an exporter restored an older checkpoint: same start, lower value -> nothing added
     ledger, inc, a = step(ledger, {KEY: obs(120.0)})
     assert inc.gpu_j == 0.0 and [x.kind for x in a] == ["Rollback"]
     ledger, inc, _ = step(ledger, {KEY: obs(130.0)})
-    assert inc.gpu_j == 10.0  # growth from the rebased value
+    assert inc.gpu_j == 0.0  # climbing back through values already counted adds nothing
+    ledger, inc, _ = step(ledger, {KEY: obs(160.0)})
+    assert inc.gpu_j == 10.0  # growth above the high-water mark (150) is new
     # counters that really started again from zero carry a newer start: all new
     ledger, inc, a = step(ledger, {KEY: obs(7.0, start=2000.0)})
     assert inc.gpu_j == 7.0 and a == []
@@ -61,7 +63,28 @@ def test_a_restored_value_is_never_taken_for_a_reset() -> None:
     ledger, _, _ = step(Ledger(), {KEY: obs(9_000.0)})
     ledger, inc, _ = step(ledger, {KEY: obs(8_500.0)})  # restored from a checkpoint 500 J older
     assert inc.gpu_j == 0.0
-    assert ledger.series is not None and ledger.series["pod-0/main"].gpu_j == 8_500.0
+    assert ledger.series is not None and ledger.series["pod-0/main"].gpu_j == 9_000.0  # the high-water mark
+
+
+def test_a_rollback_is_not_counted_again_when_the_exporter_rebills_it() -> None:
+    """Found by the fault suite (exporter-stale-state): checkpoint writes fail, the exporter
+    is killed and restarts from the last checkpoint written. It re-bills the energy since that
+    checkpoint from the hardware counter (docs/exporter.md#restarts), so its counter climbs
+    back through the values already counted. Rebasing on the restored value counted the
+    failed-checkpoint span twice (+150 kJ on a 2-GPU run in the suite)."""
+    ledger, inc, _ = step(Ledger(), {KEY: obs(1_000.0, cpu_j=10.0, swings=2.0, alloc_s={"H100": 100.0})})
+    served = [1_200.0, 1_500.0]  # served while checkpoints failed (the last checkpoint says 1,000)
+    for v in served:
+        ledger, inc, _ = step(ledger, {KEY: obs(v, cpu_j=10.0 + v / 100, swings=2.0, alloc_s={"H100": v / 10})})
+    total = 1_500.0
+    # restarted from the stale checkpoint: 1,000 served once, then the re-billed span and 300 J more
+    for v, new in ((1_000.0, 0.0), (1_800.0, 300.0), (1_900.0, 100.0)):
+        ledger, inc, a = step(ledger, {KEY: obs(v, cpu_j=10.0 + v / 100, swings=2.0, alloc_s={"H100": v / 10})})
+        assert inc.gpu_j == pytest.approx(new)
+        total += inc.gpu_j
+        assert [x.kind for x in a] == (["Rollback"] if v == 1_000.0 else [])
+    assert total == pytest.approx(1_900.0)  # the true energy, not 1,900 + 500
+    assert ledger.series is not None and ledger.series["pod-0/main"].alloc_s == {"H100": 190.0}
 
 
 def test_without_start_times_lower_means_reset() -> None:
@@ -194,6 +217,26 @@ def test_replicas_behind_one_url_are_not_multiplied() -> None:
         counted += inc.requests
     assert counted <= 9019.0 + 5019.0  # bounded by what the replicas served, not multiplied
     assert {a.kind for a in anomalies} <= {"ServingInconsistent"}
+
+
+def test_replicas_without_a_start_time_are_not_multiplied() -> None:
+    """Found by the fault suite (serving-garbage, an engine without process metrics such as
+    TGI): replicas behind one URL answering in turn looked like engine restarts, since any
+    value below 10^5 requests per second since the last read was 'plausible', and each swing
+    back up was counted again (4,379 requests counted, 2,281 served)."""
+    d = labels_digest({})
+    ledger = Ledger(totals=LedgerTotals(requests=5000.0, active_s=100.0))  # the run serves ~50/s
+    ledger, inc, _ = step(ledger, {}, serving={"pod-0": serving(requests={d: 5000.0})}, elapsed_s=0.5)
+    counted = inc.requests
+    for i in range(20):
+        value = 9000.0 + i if i % 2 else 5000.0 + i  # replica A, replica B, A, ...
+        ledger, inc, anomalies = step(ledger, {}, serving={"pod-0": serving(requests={d: value})}, elapsed_s=0.5)
+        counted += inc.requests
+        assert {a.kind for a in anomalies} <= {"ServingInconsistent"}
+    assert counted <= 9019.0  # the highest value either replica showed, never a sum of swings
+    # a real restart shows a value the run could have served since the last read: a reset
+    ledger, inc, anomalies = step(ledger, {}, serving={"pod-0": serving(requests={d: 60.0})}, elapsed_s=0.5)
+    assert inc.requests == 60.0 and anomalies == []
 
 
 def test_an_engine_restart_is_a_reset() -> None:

@@ -73,11 +73,17 @@ def test_an_exporter_restored_from_an_older_checkpoint_is_not_counted_twice(
     exporter.set(ns, "r-0", gpu_j=8500.0)
     wait_for(lambda: _metric(op.metrics(), "mlfootprint_operator_counter_anomalies_total", anomaly="Rollback") >= 1,
              what="the rollback seen")
-    wait_for(lambda: (((_tr(kubectl, ns, "r")["status"]["ledger"].get("series") or {}).get("r-0/") or {}).get("gpuJ")) == 8500.0,
-             what="rebased on the restored value")
     assert _totals(kubectl, ns, "r")["gpuJ"] == 9000.0  # not 9000 + 8500
+    # the exporter re-bills the rolled-back span from the hardware counter: climbing back
+    # through values already counted adds nothing, growth above the high-water mark does
     exporter.set(ns, "r-0", gpu_j=8700.0)
-    wait_for(lambda: _totals(kubectl, ns, "r").get("gpuJ") == 9200.0, what="growth after the rollback")
+    refreshed = _metric(op.metrics(), "mlfootprint_operator_refresh_duration_seconds_count", kind="TrainingRun")
+    wait_for(lambda: _metric(op.metrics(), "mlfootprint_operator_refresh_duration_seconds_count", kind="TrainingRun") >= refreshed + 2,
+             what="two refreshes after 8,700 J")
+    assert _totals(kubectl, ns, "r")["gpuJ"] == 9000.0
+    assert (_tr(kubectl, ns, "r")["status"]["ledger"]["series"]["r-0/"])["gpuJ"] == 9000.0  # the high-water mark
+    exporter.set(ns, "r-0", gpu_j=9200.0)
+    wait_for(lambda: _totals(kubectl, ns, "r").get("gpuJ") == 9200.0, what="growth above the high-water mark")
     # a restart that really lost its state: a newer start, counters from zero, counted in full
     exporter.set(ns, "r-0", gpu_j=50.0, start=1_700_000_100.0)
     wait_for(lambda: _totals(kubectl, ns, "r").get("gpuJ") == 9250.0, what="new counters counted once")
@@ -268,3 +274,44 @@ def test_the_status_is_written_only_when_something_visible_changes(
     wait_for(lambda: _totals(kubectl, ns, "q").get("gpuJ") == 2 * KWH, what="second reading")
     assert counts()[1] > writes1
     assert re.match(r"\d{4}-\d\d-\d\dT", _tr(kubectl, ns, "q")["status"]["ledger"]["observedAt"])
+
+
+def test_a_run_whose_running_pods_are_metered_elsewhere_is_not_completed(
+    kubectl: Kubectl, namespace: str, exporter: FixtureExporter, start_operator: Any
+) -> None:
+    """Found by the fault suite (overlap-same-second, then factors-cross-namespace): a run that
+    had counted energy and then metered none of its pods (its own ended, the others are
+    metered by an older run) was marked Completed (PodsGone) although pods it selects still
+    run: its figures froze and its conditions never changed again (a factorsRef it was then
+    given was never reported)."""
+    ns = namespace
+    apply(kubectl, ns, training_run("first", app="x"))
+    time.sleep(1.1)  # creationTimestamp has 1 s resolution: make 'first' older
+    apply(kubectl, ns, {
+        "apiVersion": "mlfootprint.io/v1alpha1", "kind": "TrainingRun", "metadata": {"name": "second"},
+        "spec": {"selector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["x", "y"]}]},
+                 "model": {"name": "m"}},
+    })
+    _running(kubectl, ns, "x-0", "x")
+    _running(kubectl, ns, "y-0", "y")
+    exporter.set(ns, "x-0", gpu_j=KWH, start=1_700_000_000.0)
+    exporter.set(ns, "y-0", gpu_j=KWH / 2, start=1_700_000_000.0)
+    op = start_operator(ns, exporter_urls=(exporter.url,))
+    wait_for(lambda: _totals(kubectl, ns, "second").get("gpuJ") == KWH / 2, what="second meters y-0 only")
+    kubectl("delete", "pod", "y-0", "-n", ns, "--wait=false")
+    exporter.pods.pop((ns, "y-0"))
+    exporter.publish()
+    wait_for(lambda: not (_tr(kubectl, ns, "second")["status"]["ledger"].get("series")), what="y-0 folded")
+    refreshed = _metric(op.metrics(), "mlfootprint_operator_refresh_duration_seconds_count", kind="TrainingRun")
+    wait_for(lambda: _metric(op.metrics(), "mlfootprint_operator_refresh_duration_seconds_count", kind="TrainingRun") >= refreshed + 4,
+             what="refreshes after y-0 ended")
+    second = _tr(kubectl, ns, "second")
+    assert condition(second, "Completed")["status"] == "False"  # x-0, which it selects, still runs
+    assert not second["status"].get("completionTime")
+    assert condition(second, "PodsExclusive")["reason"] == "OwnedByOtherRun"
+    # and it is still refreshed: a new input is reported
+    kubectl("patch", "trainingrun", "second", "-n", ns, "--type=merge", "-p",
+            json.dumps({"spec": {"factorsRef": {"name": "f", "namespace": f"{ns}-other"}}}))
+    wait_for(lambda: condition(_tr(kubectl, ns, "second"), "FactorsValid")["reason"] == "FactorsRefForbidden",
+             what="the forbidden factorsRef reported")
+    assert _totals(kubectl, ns, "first")["gpuJ"] == KWH and _totals(kubectl, ns, "second")["gpuJ"] == KWH / 2

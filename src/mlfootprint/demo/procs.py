@@ -14,11 +14,14 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from mlfootprint.devcluster.cluster import set_pdeathsig
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +102,18 @@ def group_members(pgid: int) -> list[int]:
 
 
 def spawn(name: str, argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None,
-          url: str | None = None) -> ProcRecord:
-    """Start ``argv`` detached (new session, stdin from /dev/null, output to ``log_path``)."""
+          url: str | None = None, *, die_with_parent: bool = False) -> ProcRecord:
+    """Start ``argv`` detached (new session, stdin from /dev/null, output to ``log_path``).
+
+    ``die_with_parent`` (tests): the kernel kills the process when the thread that started it
+    exits, so nothing outlives a killed test run; spawn from the main thread then.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as out:
         popen = subprocess.Popen(
             list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True, env=env, close_fds=True,
+            preexec_fn=set_pdeathsig if die_with_parent and sys.platform == "linux" else None,
         )
     ticks = None
     for _ in range(50):  # /proc/<pid>/cmdline is the child's only after exec

@@ -137,7 +137,7 @@ def _kubeconfig(server: str, ca: Path, client: pki.CertPair, user: str) -> dict[
     }
 
 
-def _set_pdeathsig() -> None:  # pragma: no cover - runs in the child between fork and exec
+def set_pdeathsig() -> None:  # pragma: no cover - runs in the child between fork and exec
     """Ask Linux to SIGKILL the child if its parent dies (the pytest fixture's safety net)."""
     import ctypes
 
@@ -202,6 +202,9 @@ class DevCluster:
         self._binaries = binaries
         self._state = _State()
         self._popen: dict[int, subprocess.Popen[bytes]] = {}
+        #: component -> the arguments it was started with (for `restart`)
+        self._args: dict[str, list[str]] = {}
+        self._envs: dict[str, dict[str, str] | None] = {}
 
     # ----------------------------------------------------------------- public API
     @property
@@ -341,6 +344,54 @@ class DevCluster:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+    def restart(self, name: str, *, sig: signal.Signals = signal.SIGKILL, timeout_s: float = 15.0) -> int:
+        """Stop one component with ``sig`` (SIGKILL: a crash) and start it again with the same
+        arguments, ports and certificates; for kube-apiserver, wait until ``/readyz`` is ok.
+        Returns the new pid. Fault-injection tests use it (an API server that dies and
+        comes back); only a component this object started can be restarted."""
+        index, rec = self._record(name)
+        if name not in self._args:
+            raise DevClusterError(f"{name}: not started by this DevCluster object; cannot restart it")
+        t0 = time.monotonic()
+        self._signal(rec, signal.SIGCONT)
+        self._signal(rec, sig)
+        deadline = t0 + timeout_s
+        while self._alive(rec) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if self._alive(rec):
+            self._signal(rec, signal.SIGKILL)
+            while self._alive(rec) and time.monotonic() < deadline + 5:
+                time.sleep(0.02)
+        popen = self._popen.pop(rec.pid, None)
+        if popen is not None:
+            popen.wait(timeout=5)
+        new = self._start_process(name, Path(rec.binary), self._args[name], self._envs[name])
+        self._state.processes[index] = new
+        self._save_state()
+        if name == "kube-apiserver":
+            self._wait_ready(time.monotonic())
+        logger.info("component restarted", extra={"component": name, "old_pid": rec.pid, "pid": new.pid,
+                                                  "signal": sig.name, "restart_s": round(time.monotonic() - t0, 2)})
+        return new.pid
+
+    def pause(self, name: str) -> None:
+        """SIGSTOP one component's process group: it hangs, holding its connections open
+        (the API server freezing, as under memory pressure or a stuck etcd). `resume` undoes it;
+        `stop` resumes paused components first."""
+        self._signal(self._record(name)[1], signal.SIGSTOP)
+        logger.info("component paused", extra={"component": name})
+
+    def resume(self, name: str) -> None:
+        """SIGCONT one component's process group (after `pause`)."""
+        self._signal(self._record(name)[1], signal.SIGCONT)
+        logger.info("component resumed", extra={"component": name})
+
+    def _record(self, name: str) -> tuple[int, ProcessRecord]:
+        for i, p in enumerate(self._state.processes):
+            if p.name == name:
+                return i, p
+        raise DevClusterError(f"no component named {name!r} (known: {', '.join(p.name for p in self._state.processes)})")
 
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True, timeout_s: float = 60.0
@@ -566,6 +617,7 @@ class DevCluster:
     def _stop_processes(self, names: Sequence[str], timeout_s: float = 10.0) -> None:
         procs = [p for p in self._state.processes if p.name in names]
         for p in procs:
+            self._signal(p, signal.SIGCONT)  # a paused component could not handle SIGTERM
             self._signal(p, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and any(self._alive(p) for p in procs):
@@ -764,6 +816,11 @@ class DevCluster:
         ]
 
     def _spawn(self, name: str, binary: Path, args: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+        self._state.processes.append(self._start_process(name, binary, args, env))
+        self._save_state()
+
+    def _start_process(self, name: str, binary: Path, args: Sequence[str],
+                       env: Mapping[str, str] | None = None) -> ProcessRecord:
         log = self.state_dir / "logs" / f"{name}.log"
         with log.open("ab") as out:
             popen = subprocess.Popen(
@@ -774,12 +831,13 @@ class DevCluster:
                 cwd=self.state_dir,
                 env=dict(env) if env is not None else None,
                 start_new_session=True,
-                preexec_fn=_set_pdeathsig if self.die_with_parent and sys.platform == "linux" else None,
+                preexec_fn=set_pdeathsig if self.die_with_parent and sys.platform == "linux" else None,
             )
         self._popen[popen.pid] = popen
-        self._state.processes.append(ProcessRecord(name, popen.pid, str(binary), str(log)))
-        self._save_state()
+        self._args[name] = list(args)
+        self._envs[name] = dict(env) if env is not None else None
         logger.debug("started", extra={"component": name, "pid": popen.pid})
+        return ProcessRecord(name, popen.pid, str(binary), str(log))
 
     def _save_state(self) -> None:
         path = self.state_dir / STATE_FILE

@@ -189,13 +189,13 @@ def load_state(path: Path, node: str, now_unix: float | None = None) -> StateFil
     """
     now_unix = time.time() if now_unix is None else now_unix
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as e:
         raise StateError(f"cannot read: {e.strerror or e}") from None
     try:
-        doc = json.loads(text)
+        doc = json.loads(raw)  # bytes that are not UTF-8 are a ValueError too (not a crash)
     except ValueError:
         raise StateError("not valid JSON") from None
     if not isinstance(doc, dict):

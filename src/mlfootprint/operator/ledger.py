@@ -8,8 +8,11 @@ per-container counters carry the unix time the exporter started counting them
   again from zero) -> all of its value is new;
 * the same start and a higher value -> the difference;
 * the same start and a *lower* value -> a rollback (an exporter restored an older
-  checkpoint): nothing is added, the lower value becomes the baseline, and the anomaly is
-  reported. A rollback is never mistaken for a reset, so history is never added twice;
+  checkpoint, e.g. after its checkpoint writes failed): nothing is added, the anomaly is
+  reported, and the baseline stays the highest value already counted (the high-water mark).
+  A rollback is never mistaken for a reset, and the counter's climb back to the old value is
+  not counted again: the exporter re-bills the rolled-back span from the hardware counter
+  (docs/exporter.md#restarts), so rebasing on the lower value would add that span twice;
 * an *older* start than the ledger's -> a stale incarnation (an old series that reappeared):
   ignored;
 * no start (an exporter older than 0.2, or a ledger written by operator 0.1) -> the classic
@@ -18,7 +21,9 @@ per-container counters carry the unix time the exporter started counting them
 Serving engines' counters (InferenceService) are kept per pod and per label set, so a label
 set that vanishes from a sum is not a reset. A decrease is a reset only when the engine
 restarted (``process_start_time_seconds`` changed) or, without that metric, when the new
-value is plausible for the time since the last read; otherwise the source is inconsistent
+value is plausible for the time since the last read: at most :data:`RESTART_RATE_MARGIN`
+times the run's average rate (once the run has one) over that time; otherwise the source is
+inconsistent
 (e.g. replicas behind one URL answering in turn): nothing is added, the high-water mark is
 kept (so swings back up are not counted again) and the anomaly is reported. Increments
 above a physical rate are refused the same way.
@@ -69,6 +74,11 @@ __all__ = [
 MAX_COUNTER = 1e13
 #: Largest plausible rate of a serving counter per pod and second (refused above it).
 MAX_RATE = {"requests": 1e5, "tokens_in": 1e8, "tokens_out": 1e7}
+#: Without a process start time, a serving counter that drops is an engine restart only if the
+#: new value could have been counted since the last read at this many times the run's
+#: average rate (replicas behind one URL answering in turn drop by far more: found by the
+#: fault suite, serving-garbage on an engine without process metrics, requests x2).
+RESTART_RATE_MARGIN = 4.0
 #: Label sets of one serving counter kept apart per pod; beyond this their sum is one series.
 MAX_LABEL_SETS = 32
 #: The key of the sum of all label sets (used past MAX_LABEL_SETS and for 0.1 ledgers).
@@ -239,7 +249,8 @@ def _container_delta(entry: SeriesCounters | None, obs: ContainerObs, folded: Ma
             _fill(inc, obs.gpu_j, obs.cpu_j, obs.dram_j, obs.swings, obs.alloc_s, obs.node)
             _fill_power(inc, list(obs.power_s), obs.limit_w)
             return new, inc, None
-        # same incarnation: growth, or a rollback (never a reset)
+        # same incarnation: growth, or a rollback (never a reset). The baseline is the
+        # high-water mark: after a rollback only growth above the highest value counted is new
         decreased = False
         deltas = []
         for last, cur in ((entry.gpu_j, obs.gpu_j), (entry.cpu_j, obs.cpu_j), (entry.dram_j, obs.dram_j), (entry.swings, obs.swings)):
@@ -255,6 +266,14 @@ def _container_delta(entry: SeriesCounters | None, obs: ContainerObs, folded: Ma
         decreased |= down
         _fill(inc, *deltas, alloc, obs.node)
         _fill_power(inc, hist, obs.limit_w)
+        if decreased:
+            same = entry.power_s is not None and len(entry.power_s) == len(obs.power_s)
+            new = new.model_copy(update={
+                "gpu_j": max(entry.gpu_j, obs.gpu_j), "cpu_j": max(entry.cpu_j, obs.cpu_j),
+                "dram_j": max(entry.dram_j, obs.dram_j), "swings": max(entry.swings, obs.swings),
+                "alloc_s": {m: max(entry.alloc_s.get(m, 0.0), obs.alloc_s.get(m, 0.0)) for m in {*entry.alloc_s, *obs.alloc_s}},
+                "power_s": [max(a, b) for a, b in zip(entry.power_s or (), obs.power_s, strict=True)] if same else new.power_s,
+            })
         return new, inc, "Rollback" if decreased else None
     # no start on one side: the classic rule, lower means reset (the new value is new)
     deltas = [
@@ -298,10 +317,23 @@ def _fill_power(inc: Increment, hist: list[float], limit_w: float | None) -> Non
         inc.power_limit_s += limit_w * hist[-1]  # the last bound (+Inf) holds every second
 
 
+def _restart_bound(kind: str, elapsed_s: float, rates: Mapping[str, float] | None) -> float:
+    """The largest value a counter of ``kind`` can show ``elapsed_s`` after an engine restart:
+    ``RESTART_RATE_MARGIN`` x the run's average rate x the time (at least 1 s, and at least
+    10^-4 of the physical ceiling), never above the physical ceiling; just the ceiling while
+    the run has no rate yet."""
+    ceiling = MAX_RATE[kind] * elapsed_s
+    rate = (rates or {}).get(kind, 0.0)
+    if not rate > 0:
+        return ceiling
+    return min(ceiling, max(MAX_RATE[kind] * 1e-4, RESTART_RATE_MARGIN * rate * max(elapsed_s, 1.0)))
+
+
 def _serving_delta(
-    entry: ServingCounters | None, obs: ServingObs, elapsed_s: float | None
+    entry: ServingCounters | None, obs: ServingObs, elapsed_s: float | None, rates: Mapping[str, float] | None = None
 ) -> tuple[ServingCounters, dict[str, float], list[str]]:
-    """New entry, deltas per kind, anomaly kinds."""
+    """New entry, deltas per kind, anomaly kinds. ``rates``: the run's average rate per kind
+    (per second), which bounds what a restarted engine without a start time can show."""
     anomalies: list[str] = []
     deltas: dict[str, float] = {}
     restarted = entry is not None and obs.start is not None and entry.start is not None and obs.start > entry.start
@@ -321,7 +353,7 @@ def _serving_delta(
                 d = cur  # a new label set, pod or engine process: all of it is new
             elif cur >= last:
                 d = cur - last
-            elif obs.start is None and elapsed_s is not None and cur <= MAX_RATE[kind] * elapsed_s:
+            elif obs.start is None and elapsed_s is not None and cur <= _restart_bound(kind, elapsed_s, rates):
                 d = cur  # no start time to tell: a plausible restart of the engine
             else:
                 # lower, same engine: not a reset (e.g. replicas behind one URL answering in
@@ -378,6 +410,10 @@ def advance(
     inc = Increment()
     anomalies: list[Anomaly] = []
     seen: set[str] = set()
+    t = ledger.totals
+    rates = None
+    if t is not None and t.active_s > 0:
+        rates = {"requests": t.requests / t.active_s, "tokens_in": t.tokens_in / t.active_s, "tokens_out": t.tokens_out / t.active_s}
     for (pod, container), obs in sorted((containers or {}).items()):
         name = series_name(pod, container)
         seen.add(name)
@@ -399,7 +435,7 @@ def advance(
         if any(part.alloc_s.values()):
             inc.gpus += len(obs.gpus)
     for pod, sobs in sorted((serving or {}).items()):
-        entry, deltas, problems = _serving_delta(serving_entries.get(pod), sobs, elapsed_s)
+        entry, deltas, problems = _serving_delta(serving_entries.get(pod), sobs, elapsed_s, rates)
         serving_entries[pod] = entry
         inc.requests += deltas.get("requests", 0.0)
         inc.tokens_in += deltas.get("tokens_in", 0.0)

@@ -58,12 +58,12 @@ def register(
         return {name: dict(labels or {})}  # embodied: a node's labels select its bill of materials
 
     @kopf.index(g, v, "trainingruns", registry=registry, id="tr_claims")
-    async def tr_claims(meta: Any, spec: Any, **_: Any) -> Any:
-        return indexes.index_claim("TrainingRun", meta, spec)
+    async def tr_claims(meta: Any, spec: Any, status: Any, **_: Any) -> Any:
+        return indexes.index_claim("TrainingRun", meta, spec, status)
 
     @kopf.index(g, v, "inferenceservices", registry=registry, id="is_claims")
-    async def is_claims(meta: Any, spec: Any, **_: Any) -> Any:
-        return indexes.index_claim("InferenceService", meta, spec)
+    async def is_claims(meta: Any, spec: Any, status: Any, **_: Any) -> Any:
+        return indexes.index_claim("InferenceService", meta, spec, status)
 
     def claims(ns: str, tr_claims: Any, is_claims: Any) -> list[Any]:
         return [*tr_claims.get(ns, ()), *is_claims.get(ns, ())]

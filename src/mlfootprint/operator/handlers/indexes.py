@@ -41,9 +41,9 @@ def index_run_by_model(spec: Mapping[str, Any], status: Mapping[str, Any], names
     }
 
 
-def index_claim(kind: str, meta: Mapping[str, Any], spec: Mapping[str, Any]) -> dict[str, RunClaim]:
-    """namespace -> what the run selects (ownership of pods selected by several runs)."""
-    return {str(meta.get("namespace", "")): claim_from(kind, meta, spec)}
+def index_claim(kind: str, meta: Mapping[str, Any], spec: Mapping[str, Any], status: Mapping[str, Any] | None = None) -> dict[str, RunClaim]:
+    """namespace -> what the run selects and meters (ownership of pods selected by several runs)."""
+    return {str(meta.get("namespace", "")): claim_from(kind, meta, spec, status)}
 
 
 def index_namespace(name: str, labels: Mapping[str, str]) -> dict[str, dict[str, str]]:

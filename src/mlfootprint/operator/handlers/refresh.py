@@ -214,8 +214,9 @@ async def _refresh(
         return await _write(rt, kind, ns, name, uid, stored, {**_known(kind, stored), "conditions": conditions}, now_s)
 
     # -- which pods are ours
-    me = claim_from(kind, meta, spec)
-    owned, taken = split_pods(me, pod_pool, claims)
+    me = claim_from(kind, meta, spec, stored)
+    pool = list(pod_pool)
+    owned, taken = split_pods(me, pool, claims)
     resolved, problems = await rt.factors.resolve(ns, spec.get("factorsRef"), stored.get("factors"))
     rules = await rt.factors.phase_rules()
 
@@ -258,8 +259,11 @@ async def _refresh(
     low = obs.min_w if obs.min_w is None or totals.min_w is None else min(totals.min_w, obs.min_w)
     totals = totals.model_copy(update={"peak_w": peak if peak is not None else totals.peak_w, "min_w": low if low is not None else totals.min_w})
 
+    # the workload's state from every pod the run selects, also those another run meters: a
+    # run whose running pods are metered elsewhere has not completed
+    selected = [*owned, *(p for p in pool if p.name in taken)]
     state, state_reason = ("running", "Serving") if kind == "InferenceService" else await _workload_state(
-        rt, ns, spec, owned, totals, bool(new_ledger.series) or bool(ledger.series) or bool(ledger.counters)
+        rt, ns, spec, selected, totals, bool(new_ledger.series) or bool(ledger.series) or bool(ledger.counters)
     )
     if kind == "TrainingRun" and spec.get("workloadRef") and state_reason != "WorkloadNotFound":
         totals = totals.model_copy(update={"workload_seen": 1.0})
