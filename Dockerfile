@@ -1,14 +1,18 @@
 # Container image for the exporter and the operator (one image, two commands):
 #   mlfootprint exporter ...   (DaemonSet)
 #   mlfootprint operator ...   (Deployment)
-# Built by release CI elsewhere (no container engine runs on the development machines):
-#   docker build -t ghcr.io/mlfootprint/mlfootprint:0.1.0 .
+# With a container engine:  docker build -t ghcr.io/mlfootprint/mlfootprint:0.1.0 .
+# Without one (no registry, no daemon): `make image` (hack/image/build.sh) builds the same
+# dependency set on Debian's Python 3.11 into _out/mlfootprint-<version>.oci.tar for
+# `docker load` / `podman load` / `skopeo copy`. Both install ONLY the runtime lock
+# (requirements.lock, hash-checked; test tools live in requirements-dev.lock):
+# tests/realnode/test_image.py checks that they install the same packages.
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml requirements.lock README.md LICENSE ./
 COPY src ./src
 RUN python -m venv /opt/mlfootprint \
- && /opt/mlfootprint/bin/pip install --no-cache-dir -r requirements.lock \
+ && /opt/mlfootprint/bin/pip install --no-cache-dir --require-hashes -r requirements.lock \
  && /opt/mlfootprint/bin/pip install --no-cache-dir --no-deps .
 
 FROM python:3.11-slim

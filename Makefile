@@ -6,21 +6,21 @@ PY := $(VENV)/bin/python
 export MLFOOTPRINT_CACHE ?= $(HOME)/.cache/mlfootprint
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv tools test test-unit test-cluster faults bench demo demo-down crds lock clean
+.PHONY: help venv tools test test-unit test-cluster faults bench demo demo-down crds lock image clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml requirements.lock
+$(VENV)/.installed: pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip "setuptools>=69" wheel
-	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --require-hashes -r requirements-dev.lock
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 venv: $(VENV)/.installed ## Create the virtual environment with pinned dependencies
 
-tools: venv ## Install/build the real tools the tests use (etcd, kube-apiserver, kwok, helm, prometheus, chromium)
+tools: venv ## Install/build the real tools (etcd, control plane + kubelet, kwok, helm, prometheus, chromium, containerd, image tools)
 	bash hack/install-tools.sh
 
 test: venv tools ## Run every test (unit, property, CLI, real control plane, Prometheus, Helm, browser)
@@ -48,9 +48,11 @@ crds: venv ## Regenerate crds/, the chart's copy, docs/crds.md and the chart's f
 	$(PY) -m mlfootprint.crd.reference > docs/crds.md
 	$(PY) -m mlfootprint.crd.chartschema
 
-lock: ## Re-pin requirements.lock from pyproject.toml
-	$(PYTHON) -m pip install -q uv
-	$(PYTHON) -m uv pip compile pyproject.toml --extra test --python-version 3.11 -o requirements.lock
+lock: ## Re-pin requirements.lock (runtime, the image's) and requirements-dev.lock (+ test tools), with hashes (uv)
+	bash hack/lock.sh
+
+image: venv ## Build the exporter/operator image without a registry or daemon: _out/mlfootprint-<version>.oci.tar
+	bash hack/image/build.sh
 
 clean: ## Remove the virtual environment and caches in the tree
 	rm -rf $(VENV) .pytest_cache .hypothesis .benchmarks

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds/installs the local control plane used by tests and the demo (see docs/dev-cluster.md):
 #   kube-apiserver, kube-controller-manager, kube-scheduler,
-#   kubelet (the real worker node)                           <- Go module k8s.io/kubernetes
+#   kubelet, kube-proxy (the real worker node)               <- Go module k8s.io/kubernetes
 #                                                               (pinned in hack/k8s-build/go.mod)
 #   kwok                                                     <- Go module sigs.k8s.io/kwok
 #   etcd                                                     <- Debian etcd-server
@@ -43,7 +43,7 @@ need_go() {
 
 build_kubernetes() {
   local missing=() name
-  for name in kube-apiserver kube-controller-manager kube-scheduler kubelet; do
+  for name in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy; do
     [[ -x "$CACHE/bin/$name-$K8S_VERSION/$name" ]] || missing+=("$name")
   done
   if ((${#missing[@]} == 0)); then

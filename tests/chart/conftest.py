@@ -22,6 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "mlfootprint"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 HELM_VERSION = "v4.1.4"
+#: hack/prometheus-operator-build/go.mod pins it; a test checks that they agree
+PROMETHEUS_OPERATOR_VERSION = "v0.85.0"
 
 
 def cache_dir() -> Path:
@@ -35,6 +37,26 @@ def helm_path() -> Path:
     if not (path.is_file() and os.access(path, os.X_OK)):
         pytest.fail(f"helm not found at {path}: run `bash hack/tools/20-helm.sh` (make tools)", pytrace=False)
     return path
+
+
+def prometheus_operator_dir() -> Path:
+    """$MLFOOTPRINT_CACHE/prometheus-operator-<version> with `crds/` (the real CRDs from the Go
+    module) and `operator` (hack/tools/60-prometheus-operator.sh); fails the test when missing."""
+    path = cache_dir() / f"prometheus-operator-{PROMETHEUS_OPERATOR_VERSION}"
+    if not (path / "crds" / "done").is_file() or not os.access(path / "operator", os.X_OK):
+        log = path / "build-error.log"
+        why = f"\nlast build failed:\n{log.read_text()[-2000:]}" if log.exists() else ""
+        pytest.fail(f"prometheus-operator {PROMETHEUS_OPERATOR_VERSION} not found in {path}: run "
+                    f"`bash hack/tools/60-prometheus-operator.sh` (make tools){why}", pytrace=False)
+    return path
+
+
+def monitoring_crd_files(kinds: Sequence[str] | None = None) -> list[Path]:
+    """The Prometheus Operator's CRD manifests (all, or those of the given plurals)."""
+    crds = sorted((prometheus_operator_dir() / "crds").glob("monitoring.coreos.com_*.yaml"))
+    if kinds is not None:
+        crds = [c for c in crds if c.stem.split("_", 1)[1] in kinds]
+    return crds
 
 
 def tool_path(name: str) -> str:

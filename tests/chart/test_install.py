@@ -16,31 +16,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.chart.conftest import CHART, CI_VALUES, helm
+from tests.chart.conftest import CHART, CI_VALUES, helm, monitoring_crd_files
 
 pytestmark = [pytest.mark.cluster, pytest.mark.helm]
 
-#: Stand-ins for the Prometheus Operator's CRDs (not available offline): they make the
-#: server serve monitoring.coreos.com/v1 so the chart's capability check can be exercised,
-#: but accept any spec (x-kubernetes-preserve-unknown-fields), so they do not validate it.
-MONITORING_KINDS = [("ServiceMonitor", "servicemonitors"), ("PodMonitor", "podmonitors"), ("PrometheusRule", "prometheusrules")]
-
-
-def _stub_crd(kind: str, plural: str) -> dict:  # type: ignore[type-arg]
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.monitoring.coreos.com"},
-        "spec": {
-            "group": "monitoring.coreos.com",
-            "scope": "Namespaced",
-            "names": {"kind": kind, "plural": plural, "singular": kind.lower(), "listKind": f"{kind}List"},
-            "versions": [{
-                "name": "v1", "served": True, "storage": True,
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
-            }],
-        },
-    }
+#: The Prometheus Operator's own CRDs (from its Go module: hack/tools/60-prometheus-operator.sh),
+#: so the server validates the chart's ServiceMonitor/PodMonitor/PrometheusRule against the real
+#: schemas, not only that monitoring.coreos.com/v1 is served.
+MONITORING_PLURALS = ("servicemonitors", "podmonitors", "prometheusrules")
 
 
 def _install(cluster, release: str, namespace: str, *values: Path) -> str:  # type: ignore[no-untyped-def]
@@ -71,7 +54,7 @@ def _manifest(cluster, release: str, namespace: str) -> list[dict]:  # type: ign
 def test_install_defaults_and_least_privilege(cluster, kubectl, namespace: str) -> None:  # type: ignore[no-untyped-def]
     release = "mlf"
     served = kubectl("api-versions").stdout.split()
-    assert "monitoring.coreos.com/v1" not in served, "run before the stub monitoring CRDs exist"
+    assert "monitoring.coreos.com/v1" not in served, "run before the monitoring CRDs exist"
     _install(cluster, release, namespace)
     try:
         objs = _manifest(cluster, release, namespace)
@@ -110,8 +93,9 @@ def test_install_defaults_and_least_privilege(cluster, kubectl, namespace: str) 
         assert not _can(kubectl, op, namespace, "delete", "trainingruns.mlfootprint.io", other)
         assert not _can(kubectl, op, namespace, "list", "endpointslices.discovery.k8s.io", other)
         assert not _can(kubectl, op, namespace, "patch", "deployments.apps", other)
-        # The exporter (pod metadata from the API server): list pods, nothing more.
+        # The exporter (pod metadata from the API server, a watch cache): list and watch pods, nothing more.
         assert _can(kubectl, ex, namespace, "list", "pods")
+        assert _can(kubectl, ex, namespace, "watch", "pods")
         assert not _can(kubectl, ex, namespace, "get", "pods", other)
         assert not _can(kubectl, ex, namespace, "get", "secrets", other)
         assert not _can(kubectl, ex, namespace, "get", "configmaps", other)
@@ -122,15 +106,17 @@ def test_install_defaults_and_least_privilege(cluster, kubectl, namespace: str) 
 
 @pytest.fixture(scope="module")
 def monitoring_api(kubectl) -> Iterator[None]:  # type: ignore[no-untyped-def]
-    docs = "\n---\n".join(yaml.safe_dump(_stub_crd(k, p)) for k, p in MONITORING_KINDS)
-    kubectl("apply", "-f", "-", input=docs)
-    for _, plural in MONITORING_KINDS:
+    files = monitoring_crd_files(MONITORING_PLURALS)
+    assert len(files) == len(MONITORING_PLURALS)
+    for f in files:  # server-side: the CRDs are too large for client-side apply's annotation
+        kubectl("apply", "--server-side", "-f", str(f))
+    for plural in MONITORING_PLURALS:
         kubectl("wait", "--for=condition=Established", f"crd/{plural}.monitoring.coreos.com", "--timeout=30s")
     try:
         yield
     finally:
-        for _, plural in MONITORING_KINDS:
-            kubectl("delete", "crd", f"{plural}.monitoring.coreos.com", "--wait=false", "--ignore-not-found", check=False)
+        for plural in MONITORING_PLURALS:
+            kubectl("delete", "crd", f"{plural}.monitoring.coreos.com", "--ignore-not-found", "--timeout=60s", check=False)
 
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.stem)

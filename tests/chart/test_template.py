@@ -97,6 +97,8 @@ def test_template_properties(values: tuple[Path, ...]) -> None:
     ex = _container(ds)
     _assert_restricted(ex)
     assert any(t.get("key") == "nvidia.com/gpu" for t in spec["tolerations"])
+    # node-critical like the GPU Operator's exporters, unless a scenario says otherwise
+    assert spec.get("priorityClassName") == ex_values.get("priorityClassName", "system-node-critical")
     if ex_values.get("gpuNodeAffinity", {}).get("enabled", True):
         terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
         keys = {e["key"] for t in terms for e in t["matchExpressions"]}
@@ -116,10 +118,16 @@ def test_template_properties(values: tuple[Path, ...]) -> None:
         assert host_volumes["proc"] == "/proc"
     else:
         assert "pod-resources" not in host_volumes
-    if ex_values.get("hostSource", "auto") in ("auto", "rapl"):
-        assert host_volumes["powercap"] == "/sys/class/powercap"
+    host_source = ex_values.get("hostSource", "auto")
+    types = {v["name"]: v["hostPath"].get("type") for v in spec["volumes"] if "hostPath" in v}
+    if host_source == "auto":  # /sys always exists; a missing powercap dir must not fail the pod
+        assert host_volumes["sys"] == "/sys" and "powercap" not in host_volumes
+    elif host_source == "rapl":
+        assert host_volumes["powercap"] == "/sys/class/powercap" and "sys" not in host_volumes
+    # every host path is checked by the kubelet: no `type: ""` that lets the runtime mkdir in /sys
+    assert all(t == "Directory" for t in types.values()), types
     if spec["securityContext"].get("runAsUser") == 0:
-        assert "pod-resources" in host_volumes or "powercap" in host_volumes, "root without a root-owned host file"
+        assert {"pod-resources", "powercap", "sys"} & set(host_volumes), "root without a root-owned host file"
 
     # The exporter accepts exactly these settings (unknown MLFOOTPRINT_EXPORTER_* fail its start).
     from mlfootprint.exporter.config import load_config
@@ -187,7 +195,7 @@ def _assert_least_privilege(objs: list[dict[str, Any]], pod_source: str, pod_met
     needs_pods = pod_source == "kubernetes" or (pod_source == "kubelet" and pod_metadata == "kubernetes")
     assert bool(exporter_roles) is needs_pods
     for role in exporter_roles:
-        assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]
+        assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]}]
 
 
 def test_operator_arguments_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -46,7 +46,8 @@ def test_short_demo_end_to_end(tmp_path: Path) -> None:
     state = tmp_path / "demo"
     t0 = time.monotonic()
     try:
-        up = _demo(state, "up", "--short", "--port-base", "0", "--settle-timeout", "90", "--log-level", "info")
+        up = _demo(state, "up", "--short", "--node", "kwok", "--port-base", "0", "--settle-timeout", "90",
+                   "--log-level", "info")
     except subprocess.TimeoutExpired as e:
         _demo(state, "down", timeout_s=60)
         pytest.fail(f"demo up did not finish in {UP_TIMEOUT_S} s:\n{e.stdout}\n{e.stderr}", pytrace=False)

@@ -383,8 +383,8 @@ def test_shared_gpu_energy_split_between_api_server_pods(
 
 @pytest.mark.cluster
 def test_node_pods_metadata_from_the_api_server(cluster, kubectl, namespace: str) -> None:
-    """KubernetesPods.metadata(): this node's live pods only; containerID scheme stripped;
-    restartable init containers (sidecars, which pod-resources lists) included."""
+    """KubernetesPods (the watch cache) .metadata(): this node's live pods only; containerID
+    scheme stripped; restartable init containers (sidecars, which pod-resources lists) included."""
     ns = namespace
     a, b, s, o = cid(), cid(), cid(), cid()
     manifests = [
@@ -406,7 +406,12 @@ def test_node_pods_metadata_from_the_api_server(cluster, kubectl, namespace: str
         p["metadata"]["name"]: p["metadata"]["uid"]
         for p in json.loads(kubectl("get", "-n", ns, "pods", "-o", "json").stdout)["items"]
     }
-    meta = {k: v for k, v in KubernetesPods(NODE, cluster.kubeconfig).metadata().items() if k.namespace == ns}
+    cache = KubernetesPods(NODE, cluster.kubeconfig).start()
+    try:
+        assert cache.wait_synced(30)
+        meta = {k: v for k, v in cache.metadata().items() if k.namespace == ns}
+    finally:
+        cache.close()
     assert meta == {
         ContainerKey(ns, "live", "main"): (uids["live"], a),
         ContainerKey(ns, "live", "proxy"): (uids["live"], s),
@@ -416,27 +421,39 @@ def test_node_pods_metadata_from_the_api_server(cluster, kubectl, namespace: str
 
 def test_metadata_failure_keeps_the_last_good_metadata(tmp_path: Path, kubelet_dir: tuple[Path, Lister]) -> None:
     """An API-server blip must not unlink every container for that interval (its shared-GPU
-    energy would go to idle): the last good metadata is kept and the failure counted."""
+    energy would go to idle): the watch cache keeps the last pods it knew, and the kubelet
+    source reads them without waiting on the API server."""
+    from tests.exporter.test_pod_watch import FakeApi, pod_json
+
     directory, lister = kubelet_dir
     key = ContainerKey("ml", "train", "trainer")
     lister.assignment = {key: [f"{SHARED}::0"]}
-    calls = []
-
-    def metadata() -> dict[ContainerKey, tuple[str, str | None]]:
-        calls.append(1)
-        if len(calls) > 1:
-            raise TimeoutError("API server timed out")
-        return {key: ("uid-1", "c" * 64)}
-
+    api = FakeApi([pod_json("ml", "train", "uid-1", {"trainer": "c" * 64})])
+    api.fail_watch = TimeoutError("API server timed out")
+    cache = KubernetesPods(NODE, api=api, max_backoff_s=0.05).start()
     errors = ErrorCounter()
-    src = KubeletPodSource(errors, directory, metadata=metadata)
+    src = KubeletPodSource(errors, directory, pods=cache)
     try:
+        assert cache.wait_synced(10)
+        assert _wait(lambda: cache.errors >= 2)  # the watch keeps failing...
         for _ in range(2):
             (info,) = src.list(0.0).containers
-            assert (info.pod_uid, info.container_id) == ("uid-1", "c" * 64)
+            assert (info.pod_uid, info.container_id) == ("uid-1", "c" * 64)  # ...the pods stay
     finally:
         src.close()
-    assert errors.counts() == {("kubelet", "metadata"): 1}
+        cache.close()
+    assert errors.counts() == {}
+
+
+def _wait(predicate, timeout_s: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    import time  # noqa: PLC0415
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
 
 
 @pytest.mark.parametrize("layout_name", list(LAYOUTS))

@@ -13,7 +13,7 @@ import pytest
 from mlfootprint.exporter.model import ContainerKey, ErrorCounter, SourceUnavailable
 from mlfootprint.exporter.podresources import api_pb2, api_pb2_grpc
 from mlfootprint.exporter.podresources.regenerate import PACKAGE_DIR, regenerate
-from mlfootprint.exporter.pods import KubeletPodSource
+from mlfootprint.exporter.pods import ContainerMeta, KubeletPodSource, PodMeta, StaticPods
 
 UUID = "GPU-8c5a1c3e-0000-4000-8000-000000000001"
 
@@ -72,8 +72,8 @@ def kubelet_dir(tmp_path: Path) -> Iterator[Path]:
 
 def test_list_over_unix_socket(kubelet_dir: Path) -> None:
     errors = ErrorCounter()
-    meta = {ContainerKey("ml", "train-0", "trainer"): ("uid-1", "c" * 64)}
-    src = KubeletPodSource(errors, kubelet_dir, metadata=lambda: meta)
+    pods = StaticPods([PodMeta("ml", "train-0", "uid-1", "Running", containers=(ContainerMeta("trainer", 1, "c" * 64),))])
+    src = KubeletPodSource(errors, kubelet_dir, pods=pods)
     listing = src.list(0.0)
     by_key = {c.key: c for c in listing.containers}
     trainer = by_key[ContainerKey("ml", "train-0", "trainer")]

@@ -81,27 +81,20 @@ def test_file_pods_drive_simulated_load(tmp_path: Path) -> None:
 
 
 def test_api_server_pods_assigned_and_profiles_follow_annotation() -> None:
-    """KubernetesPodSource with a stand-in for the API listing (the real one is a cluster test)."""
-    from types import SimpleNamespace as NS
+    """KubernetesPodSource with a fixed pod index (the real watch cache is a cluster test)."""
+    from mlfootprint.exporter.pods import ContainerMeta, KubernetesPodSource, PodMeta, StaticPods
 
-    from mlfootprint.exporter.pods import KubernetesPodSource
+    def pod(name: str, profile: str | None, gpus: int, created: int) -> PodMeta:
+        return PodMeta("ml", name, f"uid-{name}", "Running", f"2026-01-01T00:00:0{created}Z", profile,
+                       (ContainerMeta("main", gpus),))
 
-    def pod(name: str, profile: str | None, gpus: str | None, created: int) -> NS:
-        limits = {"nvidia.com/gpu": gpus} if gpus else {}
-        return NS(
-            metadata=NS(name=name, namespace="ml", uid=f"uid-{name}", creation_timestamp=created,
-                        annotations={"mlfootprint.io/sim-profile": profile} if profile else None),
-            spec=NS(containers=[NS(name="main", resources=NS(limits=limits, requests=None))]),
-            status=NS(phase="Running", container_statuses=None),
-        )
-
-    class Pods:
-        def pods(self):  # type: ignore[no-untyped-def]
-            return [pod("serve", "inference", "1", 2), pod("train", "training", "2", 1), pod("cpu-only", None, None, 3)]
+    class Pods(StaticPods):
+        def __init__(self) -> None:
+            super().__init__([pod("serve", "inference", 1, 2), pod("train", "training", 2, 1), pod("cpu-only", None, 0, 3)])
 
     errors = ErrorCounter()
     gpu = SimulatedGpuSource(errors, count=4, seed=3)
-    src = KubernetesPodSource(errors, Pods(), lambda: gpu.uuids)  # type: ignore[arg-type]
+    src = KubernetesPodSource(errors, Pods(), lambda: gpu.uuids)
     listing = src.list(0.0)
     uuids = sorted(gpu.uuids)
     devices = {c.key.pod: [u for _r, u in c.device_ids] for c in listing.containers}

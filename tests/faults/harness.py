@@ -547,7 +547,7 @@ class Campaign:
         (self.work / "logs").mkdir(parents=True, exist_ok=True)
         self.cluster = DevCluster(self.work / "cluster", gpu_nodes=self.cfg.nodes, die_with_parent=True).start()
         kc = self.cluster.kubeconfig
-        self.kube = Kube(kc, self.work / "certs", timeout_s=5.0)
+        self.kube = Kube(kc, timeout_s=5.0)
         self.cluster.kubectl("apply", "-f", str(ROOT / "crds"))
         self.cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
                              "crd/trainingruns.mlfootprint.io", "crd/inferenceservices.mlfootprint.io")

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -176,3 +179,35 @@ def test_progress_shown_while_reading_a_snapshot(snapshot_path: Path, monkeypatc
     assert main(["report", "--from-file", str(snapshot_path), "--now", NOW, "-f", "csv", "--quiet"]) == 0
     assert seen == ["shown", "quiet"]
     assert capsys.readouterr().out.startswith("namespace,runs")
+
+
+def test_no_color_on_a_terminal_and_logging_to_stderr(tmp_path: Path) -> None:
+    """NO_COLOR (no-color.org) is honoured on a terminal; log lines go to stderr, configured."""
+    import pty
+
+    snapshot = Path(__file__).parent / "fixtures" / "snapshot.json"
+    for env_no_color, expect_escapes in (("", True), ("1", False)):
+        master, slave = pty.openpty()
+        env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | {"COLUMNS": "200"}
+        if env_no_color:
+            env["NO_COLOR"] = env_no_color
+        proc = subprocess.run([sys.executable, "-m", "mlfootprint", "report", "--from-file", str(snapshot), "-q"],
+                              stdout=slave, stderr=subprocess.PIPE, env=env, timeout=60, check=True)
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        os.close(master)
+        text = b"".join(chunks).decode()
+        assert ("\x1b[" in text) is expect_escapes, (env_no_color, text[:200])
+        assert proc.returncode == 0
+    export = tmp_path / "snap.json"
+    proc = subprocess.run([sys.executable, "-m", "mlfootprint", "report", "--from-file", str(snapshot), "-q",
+                           "--export", str(export), "--log-level", "info"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "snapshot written" in proc.stderr and proc.stdout == ""

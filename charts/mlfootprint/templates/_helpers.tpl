@@ -110,3 +110,37 @@ seccompProfile:
 {{- define "mlfootprint.factorsConfigMap" -}}
 mlfootprint-factors
 {{- end }}
+
+{{/* Where the exporter's default GPU-node affinity leaves it, from the cluster's nodes (lookup:
+live only in install/upgrade; empty in `helm template`). A JSON object: "nodes" (all),
+"matching" (nodes the DaemonSet schedules onto), "gpuUnlabelled" (names of nodes that advertise
+nvidia.com/gpu but match none of exporter.gpuNodeAffinity.labels: NVIDIA's device plugin without
+GPU feature discovery). Only with gpuNodeAffinity enabled and no custom exporter.affinity. */}}
+{{- define "mlfootprint.exporter.nodeReport" -}}
+{{- $e := .Values.exporter }}
+{{- $nodes := list }}
+{{- if and $e.gpuNodeAffinity.enabled (not $e.affinity) }}
+{{- $nodes = (lookup "v1" "Node" "" "").items | default list }}
+{{- end }}
+{{- $matching := 0 }}
+{{- $unlabelled := list }}
+{{- range $n := $nodes }}
+{{- $labels := $n.metadata.labels | default dict }}
+{{- $selected := true }}
+{{- range $k, $v := $e.nodeSelector }}
+{{- if ne (toString (get $labels $k)) (toString $v) }}{{ $selected = false }}{{ end }}
+{{- end }}
+{{- $gpuNode := false }}
+{{- range $t := $e.gpuNodeAffinity.labels }}
+{{- $has := hasKey $labels $t.key }}
+{{- $in := and $has (has (get $labels $t.key) ($t.values | default list)) }}
+{{- if or (and (eq $t.operator "Exists") $has) (and (eq $t.operator "In") $in) (and (eq $t.operator "DoesNotExist") (not $has)) (and (eq $t.operator "NotIn") (not $in)) (has $t.operator (list "Gt" "Lt")) }}
+{{- $gpuNode = true }}
+{{- end }}
+{{- end }}
+{{- if and $selected $gpuNode }}{{ $matching = add1 $matching }}{{ end }}
+{{- $gpus := get ($n.status.allocatable | default dict) "nvidia.com/gpu" | toString }}
+{{- if and (not $gpuNode) $gpus (ne $gpus "0") }}{{ $unlabelled = append $unlabelled $n.metadata.name }}{{ end }}
+{{- end }}
+{{- dict "nodes" (len $nodes) "matching" $matching "gpuUnlabelled" $unlabelled | toJson }}
+{{- end }}

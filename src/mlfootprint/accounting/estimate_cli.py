@@ -13,11 +13,16 @@ Bad input exits with status 2 and a message naming the flag and the reason.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TextIO
+
+from rich.console import Console
+from rich.table import Table
 
 from mlfootprint.accounting.embodied import (
     NodeEmbodied,
@@ -483,43 +488,73 @@ def _factors_doc(f: Factors) -> dict[str, Any]:
     }
 
 
-def _row(out: TextIO, label: str, value: str) -> None:
-    out.write(f"  {label:<28} {value}\n")
+class _Printer:
+    """rich tables to ``out``: colour only on a terminal and never with $NO_COLOR
+    (no-color.org); lines without rich's trailing padding."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        tty = out.isatty() if hasattr(out, "isatty") else False
+        self._buf = io.StringIO()
+        self._console = Console(file=self._buf, width=120, no_color=bool(os.environ.get("NO_COLOR")) or not tty,
+                                force_terminal=tty, highlight=False, emoji=False)
+
+    def print(self, *objects: Any, markup: bool = True) -> None:
+        self._console.print(*objects, markup=markup)
+        text = self._buf.getvalue()
+        self._buf.seek(0)
+        self._buf.truncate()
+        self._out.write("".join(line.rstrip() + "\n" for line in text.splitlines()))
+
+
+def _console(out: TextIO) -> _Printer:
+    return _Printer(out)
+
+
+def _section(title: str) -> Table:
+    table = Table(title=title, title_justify="left", box=None, show_header=False, pad_edge=False)
+    table.add_column(min_width=28)
+    table.add_column(overflow="fold")
+    return table
 
 
 def render_table(doc: dict[str, Any], out: TextIO) -> None:
-    out.write("Footprint estimate\n")
-    _row(out, "IT energy", f"{doc['energy_it_kwh']:,.3f} kWh")
-    _row(out, "facility energy (x PUE)", f"{doc['energy_facility_kwh']:,.3f} kWh")
-    _row(out, "operational CO2e", f"{doc['operational_co2e_kg']:,.3f} kg")
-    _row(out, "water on-site", f"{doc['water_onsite_l']:,.3f} L")
-    _row(out, "water off-site", f"{doc['water_offsite_l']:,.3f} L")
+    console = _console(out)
+    t = _section("Footprint estimate")
+    t.add_row("IT energy", f"{doc['energy_it_kwh']:,.3f} kWh")
+    t.add_row("facility energy (x PUE)", f"{doc['energy_facility_kwh']:,.3f} kWh")
+    t.add_row("operational CO2e", f"{doc['operational_co2e_kg']:,.3f} kg")
+    t.add_row("water on-site", f"{doc['water_onsite_l']:,.3f} L")
+    t.add_row("water off-site", f"{doc['water_offsite_l']:,.3f} L")
     if doc["embodied_co2e_kg"] is None:
-        _row(out, "embodied CO2e", "not computed (needs --gpu-hours)")
-        _row(out, "embodied water", "not computed (needs --gpu-hours)")
+        t.add_row("embodied CO2e", "not computed (needs --gpu-hours)")
+        t.add_row("embodied water", "not computed (needs --gpu-hours)")
     else:
-        _row(out, "GPU-hours", f"{doc['gpu_hours']:,.3f} h")
-        _row(out, "embodied CO2e", f"{doc['embodied_co2e_kg']:,.3f} kg")
+        t.add_row("GPU-hours", f"{doc['gpu_hours']:,.3f} h")
+        t.add_row("embodied CO2e", f"{doc['embodied_co2e_kg']:,.3f} kg")
         by_part = doc.get("embodied_by_part")
         if by_part:
-            _row(out, "  of which GPU / host", f"{by_part['gpu']['co2e_kg']:,.3f} / {by_part['host']['co2e_kg']:,.3f} kg"
-                 f"  (node {doc['node']}: {doc['node_embodied_co2e_kg']:,.0f} kg over its life)")
-        _row(out, "embodied water", f"{doc['embodied_water_l']:,.3f} L")
-    _row(out, "total CO2e", f"{doc['total_co2e_kg']:,.3f} kg")
-    _row(out, "total water", f"{doc['total_water_l']:,.3f} L")
+            t.add_row("  of which GPU / host", f"{by_part['gpu']['co2e_kg']:,.3f} / {by_part['host']['co2e_kg']:,.3f} kg"
+                      f"  (node {doc['node']}: {doc['node_embodied_co2e_kg']:,.0f} kg over its life)")
+        t.add_row("embodied water", f"{doc['embodied_water_l']:,.3f} L")
+    t.add_row("total CO2e", f"{doc['total_co2e_kg']:,.3f} kg")
+    t.add_row("total water", f"{doc['total_water_l']:,.3f} L")
+    console.print(t)
     if doc.get("request"):
-        _render_request(doc["request"], out)
+        console.print(_request_table(doc["request"]))
     if doc.get("breakeven"):
-        out.write("Breakeven (inferences for serving to equal this footprint)\n")
+        b = _section("Breakeven (inferences for serving to equal this footprint)")
         for key, label in (("energy_facility_kwh", "energy"), ("co2e_kg", "carbon"), ("water_l", "water")):
             m = doc["breakeven"][key]
             if m is not None and m["breakeven_inferences"] is not None:
                 progress = "" if m["progress"] is None else f"  (progress {m['progress']:.1%})"
-                _row(out, label, f"{m['breakeven_inferences']:,.0f}{progress}")
-    out.write("Equivalents\n")
-    for e in doc["equivalents"]:
-        _row(out, e["name"], f"{e['value']:,.4g} {e['unit']}  [{e['factor']:,.5g} {e['factor_unit']}]")
-    out.write("Factors\n")
+                b.add_row(label, f"{m['breakeven_inferences']:,.0f}{progress}")
+        console.print(b)
+    e = _section("Equivalents")
+    for eq in doc["equivalents"]:
+        e.add_row(eq["name"], f"{eq['value']:,.4g} {eq['unit']}  [{eq['factor']:,.5g} {eq['factor_unit']}]")
+    console.print(e)
+    f = _section("Factors")
     fac = doc["factors"]
     for key in ("pue", "carbon_intensity_g_per_kwh", "wue_onsite_l_per_kwh", "wue_offsite_l_per_kwh",
                 "onsite_water_basis", "embodied_kg_per_gpu", "embodied_water_l_per_gpu", "gpu_lifetime_years",
@@ -527,41 +562,49 @@ def render_table(doc: dict[str, Any], out: TextIO) -> None:
         source = fac["sources"].get(key, "")
         value = fac[key]
         shown = f"{value:.6g}" if isinstance(value, float) else f"{value}"
-        _row(out, key, shown + (f"  [{source}]" if source else ""))
+        f.add_row(key, shown + (f"  [{source}]" if source else ""))
     if fac["region"]:
-        _row(out, "region", fac["region"])
-    sources = {e["source"] for e in doc["equivalents"]}
-    out.write("Equivalence sources: " + "; ".join(sorted(sources)) + "\n")
+        f.add_row("region", fac["region"])
+    console.print(f)
+    sources = {eq["source"] for eq in doc["equivalents"]}
+    console.print("Equivalence sources: " + "; ".join(sorted(sources)), markup=False)
     for note in doc["notes"]:
-        out.write(f"note: {note}\n")
+        console.print(f"note: {note}", markup=False)
+
+
+def _request_table(req: dict[str, Any]) -> Table:
+    t = _section("Request")
+    if req.get("tokens_in") is not None:
+        t.add_row("tokens in / out", f"{req['tokens_in']:,.0f} / {req['tokens_out']:,.0f}")
+    t.add_row("IT energy", f"{req['energy_it_j']:,.3f} J ({req['energy_it_kwh']:.3e} kWh)")
+    t.add_row("facility energy", f"{req['energy_facility_kwh']:.3e} kWh")
+    t.add_row("operational CO2e", f"{req['co2e_g']:,.4f} g")
+    t.add_row("water", f"{req['water_l']:,.5f} L")
+    t.add_row("source", req["source"])
+    return t
 
 
 def _render_request(req: dict[str, Any], out: TextIO) -> None:
-    out.write("Request\n")
-    if req.get("tokens_in") is not None:
-        _row(out, "tokens in / out", f"{req['tokens_in']:,.0f} / {req['tokens_out']:,.0f}")
-    _row(out, "IT energy", f"{req['energy_it_j']:,.3f} J ({req['energy_it_kwh']:.3e} kWh)")
-    _row(out, "facility energy", f"{req['energy_facility_kwh']:.3e} kWh")
-    _row(out, "operational CO2e", f"{req['co2e_g']:,.4f} g")
-    _row(out, "water", f"{req['water_l']:,.5f} L")
-    _row(out, "source", req["source"])
+    _console(out).print(_request_table(req))
 
 
 def render_node(doc: dict[str, Any], out: TextIO) -> None:
+    console = _console(out)
     n = doc["node"]
-    out.write(f"Node {n['name']}: {n['description']} ({n['gpu_count']} x {n['gpu_model']})\n")
+    console.print(f"Node {n['name']}: {n['description']} ({n['gpu_count']} x {n['gpu_model']})", markup=False)
     for label, part, count in (("GPU (one)", doc["gpu_embodied_each"], n["gpu_count"]), ("host", doc["host_embodied"], 1)):
-        out.write(f"{label}: {part['co2e_kg']:,.1f} kgCO2e, {part['water_l']:,.1f} L"
-                  + (f"  (x {count} = {part['co2e_kg'] * count:,.1f} kgCO2e)" if count > 1 else "") + "\n")
+        t = _section(f"{label}: {part['co2e_kg']:,.1f} kgCO2e, {part['water_l']:,.1f} L"
+                     + (f"  (x {count} = {part['co2e_kg'] * count:,.1f} kgCO2e)" if count > 1 else ""))
         for line, kg in part["lines_co2e_kg"].items():
-            _row(out, line, f"{kg:,.2f} kgCO2e")
-    out.write(f"Node total over its life: {doc['node_embodied_co2e_kg']:,.1f} kgCO2e, "
-              f"{doc['node_embodied_water_l']:,.1f} L water\n")
-    out.write("Sources\n")
+            t.add_row(f"  {line}", f"{kg:,.2f} kgCO2e")
+        console.print(t)
+    console.print(f"Node total over its life: {doc['node_embodied_co2e_kg']:,.1f} kgCO2e, "
+                  f"{doc['node_embodied_water_l']:,.1f} L water", markup=False)
+    console.print("Sources", markup=False)
     for s in n["sources"]:
-        out.write(f"  - {s}\n")
+        console.print(f"  - {s}", markup=False)
     for note in doc["notes"]:
-        out.write(f"note: {note}\n")
+        console.print(f"note: {note}", markup=False)
 
 
 def _list_nodes(out: TextIO, as_json: bool) -> None:
@@ -574,9 +617,14 @@ def _list_nodes(out: TextIO, as_json: bool) -> None:
         json.dump(rows, out, indent=2)
         out.write("\n")
         return
+    table = Table(box=None, pad_edge=False)
+    for header, justify in (("node", "left"), ("kgCO2e (life)", "right"), ("water L", "right"), ("GPUs", "right"),
+                            ("description", "left")):
+        table.add_column(header, justify=justify)  # type: ignore[arg-type]
     for r in rows:
-        out.write(f"{r['name']:<12} {r['node_embodied_co2e_kg']:>9,.0f} kgCO2e {r['node_embodied_water_l']:>7,.0f} L  "
-                  f"{r['description']}\n")
+        table.add_row(r["name"], f"{r['node_embodied_co2e_kg']:,.0f}", f"{r['node_embodied_water_l']:,.0f}",
+                      str(r["gpu_count"]), r["description"])
+    _console(out).print(table)
 
 
 def _emit(doc: Any, args: argparse.Namespace, render: Callable[[Any, TextIO], None]) -> None:

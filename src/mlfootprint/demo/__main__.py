@@ -9,10 +9,16 @@ import sys
 from pathlib import Path
 
 DESCRIPTION = """\
-The whole product on one machine, no GPU needed: a local Kubernetes control plane with
-simulated 8-GPU nodes, one exporter per node (simulated H100s, accelerated clock), the
-operator, and a sample project (development sweep with failing runs, final training run,
-InferenceService under simulated vLLM traffic). See docs/demo.md.
+The whole product on one machine, no GPU needed: a local Kubernetes control plane, the
+exporter (simulated H100s, accelerated clock), the operator, and a sample project
+(development sweep with failing runs, final training run, InferenceService under simulated
+vLLM traffic). See docs/demo.md.
+
+--node real: on a real worker node (containerd, kubelet, 8 fake GPUs through a device
+plugin): the chart's exporter DaemonSet and operator Deployment run the image built here,
+the project's pods are real containers (one-node project: 3 sweep runs). Needs root and
+`make tools`. --node kwok: simulated (kwok) 8-GPU nodes, exporters and the operator as local
+processes. --node auto (default): real where the machine allows it, else kwok, saying why.
 
   up      start everything (detached), drive the project through simulated time, print the
           kubectl table and the lifecycle report, and how to explore and stop
@@ -20,7 +26,8 @@ InferenceService under simulated vLLM traffic). See docs/demo.md.
   status  list the demo's processes (exit 1 unless all run)
 
 Environment (read by hack/demo.sh): MLFOOTPRINT_DEMO_SHORT=1 (the CI variant),
-MLFOOTPRINT_DEMO_PORT_BASE=N (exporters N.., operator N+10, vLLM sim N+20; 0 = free ports).
+MLFOOTPRINT_DEMO_PORT_BASE=N (exporters N.., operator N+10, vLLM sim N+20; 0 = free ports),
+MLFOOTPRINT_DEMO_NODE=auto|real|kwok.
 """
 
 
@@ -58,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"first loopback port (default {DEFAULT_PORT_BASE}; env MLFOOTPRINT_DEMO_PORT_BASE; 0 = free ports)")
     p.add_argument("--time-factor", type=_positive, default=None,
                    help="simulated clock acceleration (default from samples/demo/scenario.yaml: 1440, short 7200)")
+    p.add_argument("--node", choices=["auto", "real", "kwok"], default=None,
+                   help="where the workloads run: a real node, kwok nodes, or auto (real if the machine allows it; "
+                        "env MLFOOTPRINT_DEMO_NODE; default auto)")
     p.add_argument("--operator-interval", type=_positive, default=2.0, help="operator refresh interval, s (default 2)")
     p.add_argument("--settle-timeout", type=_positive, default=120.0,
                    help="how long to wait for the operator's figures, s (default 120)")
@@ -109,7 +119,11 @@ def main(argv: list[str] | None = None) -> int:
             except argparse.ArgumentTypeError as e:
                 print(f"mlfootprint demo: MLFOOTPRINT_DEMO_PORT_BASE: {e}", file=sys.stderr)
                 return 2
-        opts = Options(state_dir=state_dir, short=short,
+        node = args.node or os.environ.get("MLFOOTPRINT_DEMO_NODE") or "auto"
+        if node not in ("auto", "real", "kwok"):
+            print(f"mlfootprint demo: MLFOOTPRINT_DEMO_NODE: must be auto, real or kwok, got {node!r}", file=sys.stderr)
+            return 2
+        opts = Options(state_dir=state_dir, short=short, node=node,
                        port_base=port_base if port_base is not None else Options.port_base,
                        time_factor=args.time_factor, operator_interval_s=args.operator_interval,
                        settle_timeout_s=args.settle_timeout)

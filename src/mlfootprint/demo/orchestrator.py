@@ -11,6 +11,7 @@ own ``state.json``; ``down`` stops all of it and verifies that nothing is left.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -23,12 +24,18 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from mlfootprint.demo import realnode as rn
 from mlfootprint.demo import scenario as scn
 from mlfootprint.demo.kube import Kube, KubeError
 from mlfootprint.demo.models_summary import models_lines
@@ -68,6 +75,8 @@ class Options:
     time_factor: float | None = None
     operator_interval_s: float = 2.0
     settle_timeout_s: float = 120.0
+    #: auto (the real node when the machine allows it, else kwok), real, kwok
+    node: str = "auto"
 
 
 def utcnow() -> str:
@@ -139,6 +148,8 @@ class Demo:
         self.opts = opts
         self.state_dir = opts.state_dir.absolute()
         self.out = out
+        # plain text off a terminal; NO_COLOR and the terminal's width honoured on one
+        self.console = Console(file=out, highlight=False, markup=False, emoji=False, soft_wrap=True)
         self.state = DemoState(cluster_dir=str(self.state_dir / "cluster"))
 
     @property
@@ -146,15 +157,35 @@ class Demo:
         return self.state_dir / STATE_NAME
 
     def say(self, text: str = "") -> None:
-        print(text, file=self.out, flush=True)
+        self.console.print(text)
+        self.out.flush()
 
     def _save(self) -> None:
         self.state.save(self.state_file)
 
     # ------------------------------------------------------------- up
+    def _mode(self) -> str:
+        """real or kwok, from --node; auto says why it falls back to kwok."""
+        if self.opts.node == "kwok":
+            return "kwok"
+        problems = rn.real_node_problems()
+        if not problems:
+            return "real"
+        if self.opts.node == "real":
+            raise DemoError("--node real: this machine cannot run a real node: " + "; ".join(problems))
+        self.say("Running on simulated (kwok) nodes: a real worker node needs " + "; ".join(problems)
+                 + ". (`make tools` as root installs them; --node kwok skips this check.)")
+        return "kwok"
+
     def up(self) -> int:
         t0 = time.monotonic()
-        sc = scn.load(short=self.opts.short, time_factor=self.opts.time_factor)
+        mode = self._mode()
+        if mode == "real":
+            # one real node with 8 GPUs: the one-node project; real pods need a slower clock
+            factor = self.opts.time_factor or (3600.0 if self.opts.short else 1440.0)
+            sc = scn.load(short=True, time_factor=factor)
+        else:
+            sc = scn.load(short=self.opts.short, time_factor=self.opts.time_factor)
         try:
             bins = Binaries.find()
         except MissingBinaryError as e:
@@ -162,22 +193,27 @@ class Demo:
         if self.state_file.exists() or (self.state_dir / "cluster" / STATE_FILE).exists():
             if down(self.state_dir, quiet=True):
                 self.say("stopped the previous demo first")
-        nodes = [f"kwok-gpu-{i}" for i in range(sc.gpu_nodes)]
+        nodes = [f"kwok-gpu-{i}" for i in range(sc.gpu_nodes)] if mode == "kwok" else []
         ports = pick_ports(self.opts.port_base, [
             *((f"exporter {n}", EXPORTER_PORT_OFFSET + i) for i, n in enumerate(nodes)),
-            ("operator metrics", OPERATOR_PORT_OFFSET), ("simulated vLLM metrics", SERVING_PORT_OFFSET),
+            *((("operator metrics", OPERATOR_PORT_OFFSET),) if mode == "kwok" else ()),
+            ("simulated vLLM metrics", SERVING_PORT_OFFSET),
         ])
         self._prepare_dir()
         self.state.short = self.opts.short
         self.state.time_factor = sc.time_factor
         self.state.namespace = sc.namespace
         self._save()
-        mode = "short" if self.opts.short else "full"
-        self.say(f"mlfootprint demo ({mode}): {len(sc.sweep)} sweep runs, 1 final run, 1 InferenceService; "
+        variant = "short" if self.opts.short else "full"
+        where = "on a real node (kubelet, containerd, the chart's images)" if mode == "real" else "on simulated (kwok) nodes"
+        self.say(f"mlfootprint demo ({variant}, {where}): {len(sc.sweep)} sweep runs, 1 final run, 1 InferenceService; "
                  f"simulated clock x{sc.time_factor:g} (1 simulated hour = {sc.wall_s(1):.1f} s)")
-        log.info("demo starting", extra={"state_dir": str(self.state_dir), "mode": mode, "ports": ports})
+        log.info("demo starting", extra={"state_dir": str(self.state_dir), "mode": variant, "node": mode, "ports": ports})
         try:
-            self._up(sc, bins, nodes, ports)
+            if mode == "real":
+                self._up_real(sc, bins, ports)
+            else:
+                self._up(sc, bins, nodes, ports)
         except BaseException as e:
             log.error("demo failed; stopping what it started", extra={"error": str(e)})
             down(self.state_dir, quiet=True)
@@ -210,7 +246,7 @@ class Demo:
         self.state.kubeconfig = str(cluster.kubeconfig)
         self._save()
         self.say(f"      API server {cluster.server} ready in {time.monotonic() - t:.1f} s")
-        kube = Kube(cluster.kubeconfig, self.state_dir / "certs")
+        kube = Kube(cluster.kubeconfig)
 
         # 2. CRDs, namespaces, factors
         self.say("[2/6] applying the CRDs and the factors ConfigMap (PUE 1.2, 332 gCO2e/kWh, WUE 0.2 + 1.29 L/kWh) ...")
@@ -269,6 +305,60 @@ class Demo:
         driver.run()
 
         # 6. results
+        self.say("[6/6] waiting for the operator's final figures ...")
+        self.wait_figures(kube, sc)
+        self.print_results(sc)
+
+    def _up_real(self, sc: scn.Scenario, bins: Binaries, ports: dict[str, int]) -> None:
+        """The product as a platform engineer installs it, on the dev cluster's real node."""
+        self.say("[1/6] starting the local control plane and a real worker node (containerd, kubelet, 8 fake GPUs) ...")
+        t = time.monotonic()
+        try:
+            cluster = DevCluster(Path(self.state.cluster_dir), gpu_nodes=0, binaries=bins, real_node=True).start()
+        except (DevClusterError, rn.RealNodeError) as e:
+            raise DemoError(f"control plane / real node: {e}") from None
+        node = cluster.node
+        assert node is not None
+        self.state.kubeconfig = str(cluster.kubeconfig)
+        self._save()
+        self.say(f"      API server {cluster.server}, node {node.name} ({node.ip}) Ready in {time.monotonic() - t:.1f} s")
+        kube = Kube(cluster.kubeconfig)
+        root = repo_root()
+
+        self.say("[2/6] building the exporter/operator image without a registry (hack/image/build.sh) ...")
+        try:
+            image, build_s = rn.build_image(root, self.state_dir / "image.oci.tar", self.state_dir / "logs" / "image-build.log")
+        except RuntimeError as e:
+            raise DemoError(str(e)) from None
+        t = time.monotonic()
+        cluster.import_image(self.state_dir / "image.oci.tar")
+        self.say(f"      {image}: built in {build_s:.0f} s, imported into the node's containerd in {time.monotonic() - t:.1f} s")
+
+        self.say("[3/6] helm install charts/mlfootprint (exporter DaemonSet: pod-resources + cgroups; operator "
+                 "Deployment) and the factors ConfigMap ...")
+        t = time.monotonic()
+        for ns in (OPERATOR_NAMESPACE, sc.namespace):
+            self.kubectl("apply", "-f", "-", input=json.dumps(scn.namespace(ns)))
+        self.kubectl("apply", "-f", str(root / "samples" / "demo" / "factors.yaml"))
+        values = rn.chart_values(image, node.pod_resources_dir, sc.time_factor, self.opts.operator_interval_s)
+        try:
+            rn.helm_install(cluster.kubeconfig, root / "charts" / "mlfootprint", values, self.state_dir)
+        except RuntimeError as e:
+            raise DemoError(f"{e}\n  pods: {self.kubectl('get', 'pods', '-A', check=False).stdout}") from None
+        self._wait_service_account(kube, sc.namespace)
+        ips = rn.pod_ips(json.loads(self.kubectl("get", "pods", "-n", OPERATOR_NAMESPACE, "-o", "json").stdout))
+        self.say(f"      exporter and operator Running and Ready in {time.monotonic() - t:.1f} s")
+        self.say("[4/6] endpoints:")
+        for component, port in (("exporter", 9860), ("operator", 9090)):
+            if component in ips:
+                url = f"http://{ips[component]}:{port}/metrics"
+                self.state.urls[component] = url
+                self.say(f"      {component}: {url}")
+        self._save()
+
+        driver = Driver(self, kube, sc, serving_port=ports["simulated vLLM metrics"], real_image=image,
+                        serving_address=node.ip)
+        driver.run()
         self.say("[6/6] waiting for the operator's final figures ...")
         self.wait_figures(kube, sc)
         self.print_results(sc)
@@ -348,7 +438,7 @@ class Demo:
         kc = self.state.kubeconfig
         self.say("\n$ kubectl get trainingruns,inferenceservices.mlfootprint.io -A")
         self.say(self.kubectl("get", "trainingruns,inferenceservices.mlfootprint.io", "-A").stdout.rstrip())
-        figures = self.figures(Kube(Path(kc), self.state_dir / "certs"), sc)
+        figures = self.figures(Kube(Path(kc)), sc)
         self.say("\n" + "\n".join(models_lines(figures, sc.final.name, sc.serving.name)))
         html = self.state_dir / "report.html"
         report_json = self.state_dir / "report.json"
@@ -403,19 +493,23 @@ class Driver:
     """
 
     def __init__(self, demo: Demo, kube: Kube, sc: scn.Scenario, serving_port: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, real_image: str | None = None,
+                 serving_address: str = "127.0.0.1") -> None:
         self.demo = demo
         self.kube = kube
         self.sc = sc
         self.serving_port = serving_port
+        #: on a real node: the image of the runs' containers (they run and end by themselves)
+        self.real_image = real_image
+        #: where the simulated vLLM server listens (the node's IP: pods reach it, loopback not)
+        self.serving_address = serving_address
         self.clock = clock
         self.t0 = clock()
         self.started: dict[str, float] = {}  # run -> wall time its pods started
         self.ended: dict[str, str] = {}  # run -> outcome
         self._ips = 0
         self._last_progress = -1.0
-        self._tty = demo.out.isatty()
-        self._line_open = False
+        self._live: Live | None = None  # the status line, rewritten in place on a terminal
 
     def sim_h(self) -> float:
         return (self.clock() - self.t0) * self.sc.time_factor / 3600.0
@@ -436,17 +530,16 @@ class Driver:
         self._event(f"{sc.serving.name} serving: {sc.serving.replicas} vLLM replica(s) x {sc.serving.gpus_per_replica} GPU, "
                     f"diurnal traffic peaking at {sc.serving.peak_requests_per_s:g} requests/s")
         end = self.clock() + sc.wall_s(sc.serving.hours)
-        while self.clock() < end:
-            self._annotate_serving()
-            self._progress("inference", force=False)
-            time.sleep(0.25)
-        self._progress("inference", force=True)
-        if self._tty:
-            self.demo.say("")
+        with self._status_line():
+            while self.clock() < end:
+                self._annotate_serving()
+                self._progress("inference", force=False)
+                time.sleep(0.25)
+            self._progress("inference", force=True)
 
     def _create_run(self, run: scn.Run) -> None:
         ns = self.sc.namespace
-        self.kube.create(f"/apis/batch/v1/namespaces/{ns}/jobs", scn.job(self.sc, run))
+        self.kube.create(f"/apis/batch/v1/namespaces/{ns}/jobs", scn.job(self.sc, run, self.real_image))
         self.kube.create(f"/apis/mlfootprint.io/v1alpha1/namespaces/{ns}/trainingruns", scn.training_run(self.sc, run))
         log.info("created run", extra={"run": run.name, "phase": run.phase, "gpus": run.gpus, "sim_hours": run.hours})
 
@@ -454,12 +547,20 @@ class Driver:
         return self.kube.list(f"/api/v1/namespaces/{self.sc.namespace}/pods", label_selector=label)
 
     def _drive(self, runs: list[scn.Run], stage: str) -> None:
+        with self._status_line():
+            self._drive_stage(runs, stage)
+
+    def _drive_stage(self, runs: list[scn.Run], stage: str) -> None:
         pending = {r.name: r for r in runs}
         stuck_deadline = self.clock() + 60.0
         while pending:
             now = self.clock()
             for run in list(pending.values()):
                 pods = self._pods(f"{scn.RUN_LABEL}={run.name}")
+                if self.real_image is not None:
+                    if self._drive_real(run, pods, now, stuck_deadline):
+                        del pending[run.name]
+                    continue
                 if run.name not in self.started:
                     scheduled = [p for p in pods if p["spec"].get("nodeName")]
                     if len(scheduled) < run.pods:
@@ -483,11 +584,30 @@ class Driver:
                     self._event(f"{run.name} {run.outcome.lower()}{why} after {run.hours:g} h on {run.gpus} GPUs")
                     log.info("run ended", extra={"run": run.name, "outcome": run.outcome, "sim_hour": round(self.sim_h(), 2)})
             self._progress(stage, force=not pending)
-            if not pending and self._tty:
-                self.demo.say("")
-                self._line_open = False
             if pending:
                 time.sleep(0.2)
+
+    def _drive_real(self, run: scn.Run, pods: list[dict[str, Any]], now: float, stuck_deadline: float) -> bool:
+        """On the real node the kubelet runs the pods and they end by themselves; True when ended."""
+        phases = [(p.get("status") or {}).get("phase") for p in pods]
+        if run.name not in self.started:
+            if len(pods) == run.pods and all(ph in ("Running", "Succeeded", "Failed") for ph in phases):
+                self.started[run.name] = now
+                if run.phase == "training":
+                    self._event(f"{run.name} started: {run.pods} pod(s) x {run.gpus_per_pod} GPUs, {run.hours:g} h")
+                log.info("run started", extra={"run": run.name, "pods": run.pods, "sim_hour": round(self.sim_h(), 2)})
+            elif now > stuck_deadline:
+                raise DemoError(f"run {run.name}: pods not running after 60 s: {phases} "
+                                f"(kubectl -n {self.sc.namespace} describe pods -l {scn.RUN_LABEL}={run.name})")
+            return False
+        if len(pods) == run.pods and all(ph in ("Succeeded", "Failed") for ph in phases):
+            outcome = "Failed" if "Failed" in phases else "Succeeded"
+            self.ended[run.name] = outcome
+            why = f" ({run.reason})" if outcome == "Failed" and run.reason else ""
+            self._event(f"{run.name} {outcome.lower()}{why} after {run.hours:g} h on {run.gpus} GPUs")
+            log.info("run ended", extra={"run": run.name, "outcome": outcome, "sim_hour": round(self.sim_h(), 2)})
+            return True
+        return False
 
     def _next_ip(self) -> str:
         self._ips += 1
@@ -500,15 +620,15 @@ class Driver:
     def _start_serving(self) -> None:
         sc = self.sc
         port = self.serving_port
-        url = f"http://127.0.0.1:{port}/metrics"
-        argv = [sys.executable, "-m", "mlfootprint.demo.servingsim", "--port", str(port),
+        url = f"http://{self.serving_address}:{port}/metrics"
+        argv = [sys.executable, "-m", "mlfootprint.demo.servingsim", "--address", self.serving_address, "--port", str(port),
                 "--time-factor", f"{sc.time_factor:g}", "--model", sc.model,
                 "--peak-rps", f"{sc.serving.peak_requests_per_s:g}", "--replicas", str(sc.serving.replicas)]
         rec = spawn("vllm-sim", argv, self.demo.state_dir / "logs" / "vllm-sim.log", None, url)
         self.demo.add_process(rec)
-        wait_http(f"http://127.0.0.1:{port}/healthz", 30, rec)
+        wait_http(f"http://{self.serving_address}:{port}/healthz", 30, rec)
         ns = sc.namespace
-        self.kube.create(f"/apis/apps/v1/namespaces/{ns}/deployments", scn.deployment(sc))
+        self.kube.create(f"/apis/apps/v1/namespaces/{ns}/deployments", scn.deployment(sc, self.real_image))
         self.kube.create(f"/apis/mlfootprint.io/v1alpha1/namespaces/{ns}/inferenceservices", scn.inference_service(sc))
         self.serving_t0 = self.clock()
         log.info("serving started", extra={"service": sc.serving.name, "replicas": sc.serving.replicas, "metrics": url})
@@ -518,24 +638,31 @@ class Driver:
             meta = p["metadata"]
             if scn.SERVING_URL_ANNOTATION in (meta.get("annotations") or {}):
                 continue
-            url = f"http://127.0.0.1:{self.serving_port}/pods/{meta['name']}/metrics"
+            url = f"http://{self.serving_address}:{self.serving_port}/pods/{meta['name']}/metrics"
             self.kube.merge_patch(f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
                                   {"metadata": {"annotations": {scn.SERVING_URL_ANNOTATION: url}}})
             log.info("annotated serving pod", extra={"pod": meta["name"], "url": url})
 
     def _event(self, text: str) -> None:
-        self._clear_line()
-        self.demo.say(f"      simulated hour {self.sim_h():5.1f} | {text}")
+        self.demo.say(f"      simulated hour {self.sim_h():5.1f} | {text}")  # above the status line
 
-    def _clear_line(self) -> None:
-        if self._tty and self._line_open:
-            self.demo.out.write("\r\033[K")
-            self._line_open = False
+    @contextlib.contextmanager
+    def _status_line(self) -> Iterator[None]:
+        """On a terminal, a status line rewritten in place (left printed at the end)."""
+        if not self.demo.console.is_terminal:
+            yield
+            return
+        with Live(Text(""), console=self.demo.console, auto_refresh=False) as live:
+            self._live = live
+            try:
+                yield
+            finally:
+                self._live = None
 
     def _progress(self, stage: str, force: bool) -> None:
-        """A status line: rewritten in place on a terminal, else printed every 5 s."""
+        """The status line: rewritten in place on a terminal, else printed every 5 s."""
         now = self.clock()
-        if not force and now - self._last_progress < (0.5 if self._tty else 5.0):
+        if not force and now - self._last_progress < (0.5 if self._live else 5.0):
             return
         self._last_progress = now
         running = [r.name for r in self.sc.runs if r.name in self.started and r.name not in self.ended]
@@ -546,18 +673,15 @@ class Driver:
         else:
             what = f"running: {', '.join(running) or '-'}"
         line = f"      simulated hour {self.sim_h():5.1f} | {stage:<17} | {what} | runs succeeded {ok}, failed {failed}"
-        if self._tty:
-            width = shutil.get_terminal_size((160, 24)).columns - 1
-            self.demo.out.write("\r\033[K" + line[:width])
-            self.demo.out.flush()
-            self._line_open = True
+        if self._live is not None:
+            self._live.update(Text(line, no_wrap=True, overflow="ellipsis"), refresh=True)
         else:
             self.demo.say(line)
 
     def _requests_served(self) -> float:
         """Requests counted so far by the simulated vLLM server (0 if it does not answer)."""
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.serving_port}/metrics", timeout=2.0) as resp:
+            with urllib.request.urlopen(f"http://{self.serving_address}:{self.serving_port}/metrics", timeout=2.0) as resp:
                 text = resp.read().decode()
         except (urllib.error.URLError, OSError):
             return 0.0
@@ -621,7 +745,9 @@ def status(state_dir: Path, out: TextIO = sys.stdout) -> int:
     if not rows:
         print("demo not running", file=out)
         return 1
+    table = Table("process", "pid", "state", box=None, pad_edge=False)
     for name, pid, up in rows:
         ok &= up
-        print(f"{name:<28} pid {pid:<8} {'running' if up else 'NOT RUNNING'}", file=out)
+        table.add_row(name, str(pid), "running" if up else "NOT RUNNING")
+    Console(file=out, highlight=False, soft_wrap=True).print(table)
     return 0 if ok else 1

@@ -7,6 +7,7 @@ simulated hours; the wall-clock time of a step is ``hours * 3600 / time_factor``
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,10 +142,50 @@ def namespace(name: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": dict(PART_OF)}}
 
 
-def job(sc: Scenario, run: Run) -> dict[str, Any]:
-    """The run's Job; its pods request whole GPUs and carry the simulated load profile."""
+REAL_NODE_SELECTOR = {"mlfootprint.dev/real-node": "true"}
+
+
+def real_container(name: str, image: str, script: str, gpus: int) -> dict[str, Any]:
+    """A container for the real node: the local image (never pulled) running a shell script,
+    small CPU/memory requests, whole GPUs from the node's device plugin."""
+    return {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": "Never",
+        "command": ["sh", "-c", script],
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi", "nvidia.com/gpu": str(gpus)},
+                      "limits": {"memory": "64Mi", "nvidia.com/gpu": str(gpus)}},
+    }
+
+
+def job(sc: Scenario, run: Run, real_image: str | None = None) -> dict[str, Any]:
+    """The run's Job; its pods request whole GPUs and carry the simulated load profile.
+
+    With ``real_image`` the pods run on the real node: the container lasts the run's wall time
+    and exits as the run ends (1 with the reason as termination message for a failing run);
+    otherwise they are kwok pods whose status the demo sets."""
     profile = "failing" if run.outcome == "Failed" else "training"
     labels = {**PART_OF, RUN_LABEL: run.name}
+    if real_image is not None:
+        end = f"echo {json.dumps(run.reason or 'failed')} > /dev/termination-log; exit 1" if run.outcome == "Failed" else "exit 0"
+        script = f"sleep {sc.wall_s(run.hours):.1f}; {end}"
+        return {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": run.name, "namespace": sc.namespace, "labels": labels},
+            "spec": {
+                "backoffLimit": 0, "completions": run.pods, "parallelism": run.pods, "completionMode": "Indexed",
+                "template": {
+                    "metadata": {"labels": labels, "annotations": {PROFILE_ANNOTATION: profile}},
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "terminationGracePeriodSeconds": 2,
+                        "nodeSelector": REAL_NODE_SELECTOR,
+                        "containers": [real_container("trainer", real_image, script, run.gpus_per_pod)],
+                    },
+                },
+            },
+        }
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -196,9 +237,25 @@ def training_run(sc: Scenario, run: Run) -> dict[str, Any]:
     }
 
 
-def deployment(sc: Scenario) -> dict[str, Any]:
+def deployment(sc: Scenario, real_image: str | None = None) -> dict[str, Any]:
     s = sc.serving
     labels = {**PART_OF, "app": s.name}
+    if real_image is not None:  # a stand-in server process; its metrics come from the vLLM simulator
+        script = "trap 'exit 0' TERM; while :; do sleep 1; done"
+        return {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": s.name, "namespace": sc.namespace, "labels": labels},
+            "spec": {
+                "replicas": s.replicas,
+                "selector": {"matchLabels": {"app": s.name}},
+                "template": {
+                    "metadata": {"labels": labels, "annotations": {PROFILE_ANNOTATION: "inference"}},
+                    "spec": {"nodeSelector": REAL_NODE_SELECTOR, "terminationGracePeriodSeconds": 2,
+                             "containers": [real_container("vllm", real_image, script, s.gpus_per_replica)]},
+                },
+            },
+        }
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -1,5 +1,6 @@
 """A real Kubernetes control plane on loopback: etcd, kube-apiserver, kube-controller-manager,
-kube-scheduler and kwok (simulated nodes and pods), each its own process group.
+kube-scheduler and kwok (simulated nodes and pods), each its own process group; optionally one
+real worker node (containerd, kubelet, kube-proxy, a fake GPU device plugin: `node.py`).
 
 Used by the pytest fixtures (tests/conftest.py), `mlfootprint dev-cluster` and the demo. See
 docs/dev-cluster.md. Everything lives in one state directory::
@@ -9,11 +10,14 @@ docs/dev-cluster.md. Everything lives in one state directory::
     pki/         CA, serving and client certificates, service-account keys
     etcd/        etcd data
     logs/        one log per process
+    the real node's own directory (configs, containerd root and state, the kubelet's root dir)
+    is /var/lib/mlfootprint/nodes/<id> (unix socket paths must be short); its logs are in logs/
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import os
@@ -33,6 +37,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from mlfootprint.devcluster import node as rn
 from mlfootprint.devcluster import pki
 from mlfootprint.devcluster.binaries import Binaries
 
@@ -80,6 +85,8 @@ class ProcessRecord:
 class _State:
     ports: Ports = field(default_factory=Ports)
     processes: list[ProcessRecord] = field(default_factory=list)
+    #: the real node's NodeRecord (as a dict) while one is part of this cluster
+    node: dict[str, Any] | None = None
 
 
 def free_port() -> int:
@@ -161,6 +168,12 @@ class DevCluster:
     `die_with_parent=True` (the pytest fixture) makes the kernel kill every component if the
     starting process dies without calling `stop()`; `mlfootprint dev-cluster up` leaves it off
     so that the processes outlive the command.
+
+    `real_node=True` adds one real worker node (root and `make tools` needed; see
+    `mlfootprint.devcluster.node`): the API server then also listens on the node's IP (pods
+    reach it through the `kubernetes` Service and kube-proxy) and reaches the kubelet with its
+    own client certificate. `real_node_gpus` fake GPUs are registered by a device plugin whose
+    device IDs are the UUIDs of the node's simulated GPUs (seed `real_node_seed`).
     """
 
     def __init__(
@@ -171,16 +184,27 @@ class DevCluster:
         binaries: Binaries | None = None,
         start_timeout_s: float = 90.0,
         die_with_parent: bool = False,
+        real_node: bool = False,
+        real_node_name: str | None = None,
+        real_node_ip: str | None = None,
+        real_node_gpus: int = 8,
+        real_node_seed: int = 0,
     ) -> None:
         self.state_dir = Path(state_dir).absolute()
         self.gpu_nodes = gpu_nodes
         self.start_timeout_s = start_timeout_s
         self.die_with_parent = die_with_parent
+        self.real_node = real_node
+        self._real_node_name = real_node_name
+        self._real_node_ip = real_node_ip
+        self._real_node_gpus = real_node_gpus
+        self._real_node_seed = real_node_seed
         self._binaries = binaries
         self._state = _State()
         self._popen: dict[int, subprocess.Popen[bytes]] = {}
         #: component -> the arguments it was started with (for `restart`)
         self._args: dict[str, list[str]] = {}
+        self._envs: dict[str, dict[str, str] | None] = {}
 
     # ----------------------------------------------------------------- public API
     @property
@@ -211,6 +235,18 @@ class DevCluster:
         """Component name -> pid (also its process-group id)."""
         return {p.name: p.pid for p in self._state.processes}
 
+    @property
+    def node(self) -> rn.NodeRecord | None:
+        """The real node's record (name, IP, paths such as `pod_resources_dir`), if it has one."""
+        return rn.NodeRecord.from_dict(self._state.node) if self._state.node else None
+
+    def import_image(self, archive: Path) -> str:
+        """Import an image archive (hack/image/build.sh) into the real node's containerd."""
+        node = self.node
+        if node is None:
+            raise DevClusterError("this dev cluster has no real node (start it with real_node=True / --real-node)")
+        return rn.import_image(node, Path(archive))
+
     @classmethod
     def load(cls, state_dir: Path) -> DevCluster:
         """A handle on a cluster started earlier (e.g. by `dev-cluster up`) from its state file."""
@@ -219,7 +255,7 @@ class DevCluster:
         if not path.exists():
             raise DevClusterError(f"no dev cluster state in {cluster.state_dir} ({STATE_FILE} missing)")
         raw = json.loads(path.read_text())
-        cluster._state = _State(Ports(**raw["ports"]), [ProcessRecord(**p) for p in raw["processes"]])
+        cluster._state = _State(Ports(**raw["ports"]), [ProcessRecord(**p) for p in raw["processes"]], raw.get("node"))
         return cluster
 
     def running(self) -> dict[str, bool]:
@@ -237,14 +273,18 @@ class DevCluster:
         """Generate certificates, start every component and wait until the API server is ready."""
         t0 = time.monotonic()
         bins = self.binaries  # raises MissingBinaryError (-> "run `make tools`") first
+        node_bins = rn.NodeBinaries.find() if self.real_node else None
         self._refuse_if_running()
+        node = self._plan_real_node() if self.real_node else None
         self._prepare_dirs()
         self._state = _State(_pick_ports())
-        certs = pki.generate(self.state_dir / "pki")
+        certs = pki.generate(self.state_dir / "pki", extra_ips=(node.ip,) if node else ())
+        node_certs = self._issue_node_certs(node, certs) if node else {}
         self._write_kubeconfigs(certs)
+        t_node = 0.0
         try:
             self._spawn("etcd", bins.etcd, self._etcd_args())
-            self._spawn("kube-apiserver", bins.kube_apiserver, self._apiserver_args(certs))
+            self._spawn("kube-apiserver", bins.kube_apiserver, self._apiserver_args(certs, node))
             self._wait_ready(t0)
             t_api = time.monotonic()
             self._spawn("kube-controller-manager", bins.kube_controller_manager, self._kcm_args(certs))
@@ -252,6 +292,10 @@ class DevCluster:
             self._spawn("kwok", bins.kwok, self._kwok_args())
             if self.gpu_nodes:
                 self.create_gpu_nodes(self.gpu_nodes)
+            if node is not None and node_bins is not None:
+                t_node = time.monotonic()
+                self._start_real_node(node, node_bins, certs, node_certs)
+                t_node = time.monotonic() - t_node
         except BaseException:
             self.stop()
             raise
@@ -261,30 +305,34 @@ class DevCluster:
                 "server": self.server,
                 "kubeconfig": str(self.kubeconfig),
                 "apiserver_ready_s": round(t_api - t0, 2),
+                "real_node_s": round(t_node, 2) if node else None,
                 "start_s": round(time.monotonic() - t0, 2),
             },
         )
         return self
 
     def stop(self, timeout_s: float = 15.0) -> None:
-        """SIGTERM each component's process group (reverse start order), SIGKILL what remains."""
-        procs = list(reversed(self._state.processes))
-        for p in procs:
-            self._signal(p, signal.SIGCONT)  # a paused component could not handle SIGTERM
-            self._signal(p, signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and any(self._alive(p) for p in procs):
-            time.sleep(0.05)
-        for p in procs:
-            if self._alive(p):
-                logger.warning("component ignored SIGTERM; killing", extra={"component": p.name, "pid": p.pid})
-                self._signal(p, signal.SIGKILL)
-        for p in procs:
-            popen = self._popen.pop(p.pid, None)
-            if popen is not None:
-                popen.wait(timeout=5)
+        """SIGTERM each component's process group (reverse start order), SIGKILL what remains.
+
+        A real node goes first: its kubelet, kube-proxy and device plugin, then its containers
+        (through containerd), containerd, and whatever it left on the host (`node.cleanup_host`).
+        """
+        node_error: DevClusterError | None = None
+        if self._state.node is not None:
+            try:
+                self._stop_real_node()
+            except DevClusterError as e:  # still stop the control plane; report afterwards
+                node_error = e
+        # etcd last: an API server whose etcd is gone hangs in its graceful shutdown
+        # (it deletes its endpoint lease) until SIGKILL.
+        others = [p.name for p in self._state.processes if p.name != "etcd"]
+        self._stop_processes(list(reversed(others)), timeout_s)
+        self._stop_processes(["etcd"], timeout_s)
         self._state.processes = []
         state = self.state_dir / STATE_FILE
+        if node_error is not None:
+            self._save_state()  # keeps the node record: `down` again retries the cleanup
+            raise node_error
         if state.exists():
             state.unlink()
         logger.info("dev cluster stopped", extra={"state_dir": str(self.state_dir)})
@@ -318,7 +366,7 @@ class DevCluster:
         popen = self._popen.pop(rec.pid, None)
         if popen is not None:
             popen.wait(timeout=5)
-        new = self._start_process(name, Path(rec.binary), self._args[name])
+        new = self._start_process(name, Path(rec.binary), self._args[name], self._envs[name])
         self._state.processes[index] = new
         self._save_state()
         if name == "kube-apiserver":
@@ -389,6 +437,220 @@ class DevCluster:
                 )
         logger.info("created simulated GPU nodes", extra={"nodes": names, "gpus_per_node": gpus_per_node})
         return names
+
+    # ----------------------------------------------------------------- the real node
+    def _plan_real_node(self) -> rn.NodeRecord:
+        """Check the host (cleaning up a node a killed run left behind) and choose name, IP, ports."""
+        stale = rn.registered_node()
+        if stale is not None:
+            owner = Path(stale.cluster_dir) / STATE_FILE
+            alive: list[str] = []
+            if owner.exists():
+                try:
+                    alive = [n for n, up in DevCluster.load(Path(stale.cluster_dir)).running().items() if up]
+                except (OSError, ValueError, KeyError, TypeError):
+                    alive = []
+            if alive:
+                raise DevClusterError(
+                    f"a real node already runs on this machine, in the dev cluster at {stale.cluster_dir} "
+                    f"({', '.join(alive)} running); only one can. Stop it first: "
+                    f"mlfootprint dev-cluster down --state-dir {stale.cluster_dir}"
+                )
+            logger.warning("cleaning up a real node left behind", extra={"cluster_dir": stale.cluster_dir})
+            try:
+                rn.cleanup_host(stale)
+            except rn.RealNodeError as e:
+                raise DevClusterError(f"a real node left behind by {stale.cluster_dir} could not be cleaned up: {e}") from None
+        problems = rn.host_problems()
+        if problems:
+            raise DevClusterError("the real node cannot run here: " + "; ".join(problems))
+        try:
+            name = rn.validate_node_name(self._real_node_name or rn.default_node_name())
+            ip = self._real_node_ip or rn.default_node_ip()
+        except rn.RealNodeError as e:
+            raise DevClusterError(str(e)) from None
+        healthz, proxy_healthz, proxy_metrics = free_ports(3)
+        return rn.NodeRecord(
+            name=name,
+            ip=ip,
+            dir=str(rn.NODE_ROOT / hashlib.sha256(str(self.state_dir).encode()).hexdigest()[:10]),
+            cluster_dir=str(self.state_dir),
+            gpus=self._real_node_gpus,
+            seed=self._real_node_seed,
+            service_cidr=SERVICE_CIDR,
+            kubelet_healthz_port=healthz,
+            proxy_healthz_port=proxy_healthz,
+            proxy_metrics_port=proxy_metrics,
+        )
+
+    def _issue_node_certs(self, rec: rn.NodeRecord, certs: pki.Pki) -> dict[str, pki.CertPair]:
+        """The API server's kubelet client (system:masters), the node's identity
+        (system:node:<name> in system:nodes), the kubelet's serving certificate and kube-proxy's."""
+        pki_dir = self.state_dir / "pki"
+        return {
+            "apiserver-kubelet-client": pki.issue_client(
+                pki_dir, certs.ca, "apiserver-kubelet-client", "kube-apiserver-kubelet-client", ("system:masters",)),
+            "node-client": pki.issue_client(pki_dir, certs.ca, "node-client", f"system:node:{rec.name}", ("system:nodes",)),
+            "kubelet-serving": pki.issue_server(pki_dir, certs.ca, "kubelet-serving", f"system:node:{rec.name}",
+                                                (rec.ip, "127.0.0.1"), (rec.name, "localhost")),
+            "kube-proxy-client": pki.issue_client(pki_dir, certs.ca, "kube-proxy-client", "system:kube-proxy"),
+        }
+
+    def _start_real_node(
+        self, rec: rn.NodeRecord, nb: rn.NodeBinaries, certs: pki.Pki, node_certs: Mapping[str, pki.CertPair]
+    ) -> None:
+        """containerd -> the sandbox image -> kubelet, kube-proxy, device plugin -> node Ready with GPUs."""
+        node_client, serving = node_certs["node-client"], node_certs["kubelet-serving"]
+        proxy_client = node_certs["kube-proxy-client"]
+        rec.kube_proxy = str(nb.kube_proxy)
+        rec.ctr = str(nb.ctr)
+        rec.kernel_settings = rn.read_kernel_settings()
+        rec.created = rn.record_created(rn.HOST_PATHS)
+        root = rec.root
+        shutil.rmtree(root, ignore_errors=True)
+        for sub in ("containerd", "cni/net.d", "cni/ipam", "kubelet", "kubelet-pki", "volume-plugins", "pod-logs"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        # Record the node before it can change the host, so `down` (or the next start) undoes it.
+        self._state.node = asdict(rec)
+        self._save_state()
+        rn.register(rec)
+        # Pods get no name server: a lookup fails inside the pod instead of leaving the machine.
+        (root / "resolv.conf").write_text("options ndots:1 timeout:1 attempts:1\n")
+        (root / "containerd" / "config.toml").write_text(rn.containerd_config(rec, nb.runc))
+        (root / "cni" / "net.d" / "10-mlfootprint.conflist").write_text(json.dumps(rn.cni_conflist(rec), indent=2))
+        (root / "kubelet-config.json").write_text(
+            json.dumps(rn.kubelet_config(rec, certs.ca.cert, serving.cert, serving.key), indent=2))
+        (root / "kube-proxy-config.json").write_text(
+            json.dumps(rn.kube_proxy_config(rec, root / "kube-proxy.kubeconfig"), indent=2))
+        for path, client, user in (
+            (root / "kubelet.kubeconfig", node_client, f"system:node:{rec.name}"),
+            (root / "kube-proxy.kubeconfig", proxy_client, "system:kube-proxy"),
+        ):
+            path.write_text(json.dumps(_kubeconfig(self.server, certs.ca.cert, client, user), indent=2))
+            path.chmod(0o600)
+        env = {**os.environ, "PATH": os.environ.get("PATH", "/usr/bin:/bin") + ":/usr/sbin:/sbin"}
+
+        self._spawn("containerd", nb.containerd, ["--config", str(root / "containerd" / "config.toml")], env)
+        ctr = [str(nb.ctr), "--address", str(rec.containerd_socket)]
+        rn.wait_for(lambda: rec.containerd_socket.exists() and subprocess.run(
+            [*ctr, "version"], capture_output=True, timeout=10).returncode == 0, 30, "containerd not answering")
+        rn.import_image(rec, nb.pause_archive)
+        self._spawn("kubelet", nb.kubelet, rn.kubelet_args(rec, root / "kubelet-config.json", root / "kubelet.kubeconfig"), env)
+        self._spawn("kube-proxy", nb.kube_proxy, [f"--config={root / 'kube-proxy-config.json'}", "--v=1"], env)
+        self._spawn("gpu-device-plugin", Path(sys.executable), [
+            "-m", "mlfootprint.devcluster.deviceplugin", "--node", rec.name, "--gpus", str(rec.gpus),
+            "--seed", str(rec.seed), "--dir", str(rn.DEVICE_PLUGIN_DIR)], env)
+        deadline = time.monotonic() + 90
+        self._wait_node(rec, deadline)
+        logger.info("real node ready", extra={"node": rec.name, "ip": rec.ip, "gpus": rec.gpus})
+
+    def restart_kubelet(self, timeout_s: float = 60.0) -> float:
+        """Stop the real node's kubelet (SIGTERM) and start it again, as an upgrade or a crash
+        would; containers keep running under containerd. Returns the seconds until the node is
+        Ready again with its GPUs (the device plugin registers with the new kubelet)."""
+        rec = self.node
+        if rec is None:
+            raise DevClusterError("this dev cluster has no real node")
+        nb = rn.NodeBinaries.find()
+        self._stop_processes(["kubelet"])
+        t0 = time.monotonic()
+        env = {**os.environ, "PATH": os.environ.get("PATH", "/usr/bin:/bin") + ":/usr/sbin:/sbin"}
+        started = time.time()
+        self._spawn("kubelet", nb.kubelet, rn.kubelet_args(rec, rec.root / "kubelet-config.json",
+                                                            rec.root / "kubelet.kubeconfig"), env)
+        deadline = time.monotonic() + timeout_s
+
+        def new_kubelet_serving() -> bool:
+            # the node object still says Ready (the old kubelet's status): wait for the new
+            # kubelet's health, its first heartbeat, and the device plugin's new registration
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{rec.kubelet_healthz_port}/healthz", timeout=2) as r:
+                    if r.read() != b"ok":
+                        return False
+            except OSError:
+                return False
+            plugin = rn.DEVICE_PLUGIN_DIR / "mlfootprint-fake-gpu.sock"
+            kubelet_sock = rn.DEVICE_PLUGIN_DIR / "kubelet.sock"
+            try:
+                if plugin.stat().st_mtime < kubelet_sock.stat().st_mtime:
+                    return False
+            except FileNotFoundError:
+                return False
+            out = self.kubectl("get", "node", rec.name, "-o", "json", check=False)
+            if out.returncode != 0:
+                return False
+            conds = {c["type"]: c for c in json.loads(out.stdout)["status"].get("conditions", [])}
+            beat = conds.get("Ready", {}).get("lastHeartbeatTime", "")
+            return bool(beat) and _parse_time(beat) >= started - 1.0
+
+        while not new_kubelet_serving():
+            if time.monotonic() > deadline:
+                raise DevClusterError(f"the restarted kubelet did not come back in {timeout_s:.0f} s; log:\n"
+                                      f"{_tail(self.state_dir / 'logs' / 'kubelet.log')}")
+            time.sleep(0.1)
+        self._wait_node(rec, deadline)
+        return time.monotonic() - t0
+
+    def _wait_node(self, rec: rn.NodeRecord, deadline: float) -> None:
+        """Until the node is Ready and advertises its GPUs (the device plugin registered)."""
+        last = ""
+        while time.monotonic() < deadline:
+            for p in self._state.processes:
+                if p.name in rn.NODE_COMPONENTS and not self._alive(p):
+                    raise DevClusterError(f"{p.name} exited during start-up; last log lines:\n{_tail(Path(p.log))}")
+            out = self.kubectl("get", "node", rec.name, "-o", "json", check=False)
+            if out.returncode == 0:
+                obj = json.loads(out.stdout)
+                ready = {c["type"]: c["status"] for c in obj["status"].get("conditions", [])}.get("Ready")
+                gpus = obj["status"].get("allocatable", {}).get(GPU_RESOURCE)
+                if ready == "True" and gpus == str(rec.gpus):
+                    return
+                last = f"Ready={ready}, allocatable {GPU_RESOURCE}={gpus}"
+            else:
+                last = out.stderr.strip()
+            time.sleep(0.3)
+        raise DevClusterError(
+            f"real node {rec.name} not ready with {rec.gpus} GPUs in time ({last}); kubelet log:\n"
+            f"{_tail(self.state_dir / 'logs' / 'kubelet.log')}"
+        )
+
+    def _stop_processes(self, names: Sequence[str], timeout_s: float = 10.0) -> None:
+        procs = [p for p in self._state.processes if p.name in names]
+        for p in procs:
+            self._signal(p, signal.SIGCONT)  # a paused component could not handle SIGTERM
+            self._signal(p, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and any(self._alive(p) for p in procs):
+            time.sleep(0.05)
+        for p in procs:
+            if self._alive(p):
+                logger.warning("component ignored SIGTERM; killing", extra={"component": p.name, "pid": p.pid})
+                self._signal(p, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(self._alive(p) for p in procs):
+            time.sleep(0.05)
+        for p in procs:
+            popen = self._popen.pop(p.pid, None)
+            if popen is not None:
+                popen.wait(timeout=5)
+        self._state.processes = [p for p in self._state.processes if p not in procs]
+        if (self.state_dir / STATE_FILE).exists():
+            self._save_state()
+
+    def _stop_real_node(self) -> None:
+        rec = rn.NodeRecord.from_dict(self._state.node or {})
+        self._stop_processes(["gpu-device-plugin", "kube-proxy", "kubelet"])
+        containerd = [p for p in self._state.processes if p.name == "containerd" and self._alive(p)]
+        if containerd and rec.ctr:
+            removed = rn.remove_containers(rec.ctr, rec.containerd_socket)
+            logger.info("removed the real node's containers", extra={"containers": removed})
+        self._stop_processes(["containerd"])
+        try:
+            rn.cleanup_host(rec)
+        except rn.RealNodeError as e:
+            raise DevClusterError(str(e)) from None
+        self._state.node = None
+        self._save_state()
 
     # ----------------------------------------------------------------- internals
     @staticmethod
@@ -464,8 +726,25 @@ class DevCluster:
             "--log-level=warn",
         ]
 
-    def _apiserver_args(self, c: pki.Pki) -> list[str]:
+    def _apiserver_args(self, c: pki.Pki, node: rn.NodeRecord | None = None) -> list[str]:
         p = self._state.ports
+        if node is not None:
+            # Pods on the real node reach the API server through the `kubernetes` Service, whose
+            # endpoint is the node's IP (kube-proxy DNATs the service IP to it); the API server
+            # reaches the kubelet (logs, exec) with its own client certificate and verifies the
+            # kubelet's serving certificate against the cluster CA.
+            extra = [
+                "--bind-address=0.0.0.0",
+                f"--advertise-address={node.ip}",
+                "--endpoint-reconciler-type=lease",
+                f"--kubelet-client-certificate={self.state_dir / 'pki' / 'apiserver-kubelet-client.crt'}",
+                f"--kubelet-client-key={self.state_dir / 'pki' / 'apiserver-kubelet-client.key'}",
+                f"--kubelet-certificate-authority={c.ca.cert}",
+                "--kubelet-preferred-address-types=InternalIP,Hostname",
+            ]
+            args = self._apiserver_args(c)
+            drop = ("--bind-address=", "--advertise-address=", "--endpoint-reconciler-type=")
+            return [a for a in args if not a.startswith(drop)] + extra
         return [
             f"--etcd-servers=http://127.0.0.1:{p.etcd_client}",
             "--bind-address=127.0.0.1",
@@ -536,11 +815,12 @@ class DevCluster:
             "--node-lease-duration-seconds=40",
         ]
 
-    def _spawn(self, name: str, binary: Path, args: Sequence[str]) -> None:
-        self._state.processes.append(self._start_process(name, binary, args))
+    def _spawn(self, name: str, binary: Path, args: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+        self._state.processes.append(self._start_process(name, binary, args, env))
         self._save_state()
 
-    def _start_process(self, name: str, binary: Path, args: Sequence[str]) -> ProcessRecord:
+    def _start_process(self, name: str, binary: Path, args: Sequence[str],
+                       env: Mapping[str, str] | None = None) -> ProcessRecord:
         log = self.state_dir / "logs" / f"{name}.log"
         with log.open("ab") as out:
             popen = subprocess.Popen(
@@ -549,11 +829,13 @@ class DevCluster:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=self.state_dir,
+                env=dict(env) if env is not None else None,
                 start_new_session=True,
                 preexec_fn=set_pdeathsig if self.die_with_parent and sys.platform == "linux" else None,
             )
         self._popen[popen.pid] = popen
         self._args[name] = list(args)
+        self._envs[name] = dict(env) if env is not None else None
         logger.debug("started", extra={"component": name, "pid": popen.pid})
         return ProcessRecord(name, popen.pid, str(binary), str(log))
 
@@ -608,6 +890,13 @@ class DevCluster:
             f"kube-apiserver not ready after {self.start_timeout_s:.0f} s: {last[-2000:]}\n"
             f"apiserver log:\n{_tail(self.state_dir / 'logs' / 'kube-apiserver.log')}"
         )
+
+
+def _parse_time(text: str) -> float:
+    """An RFC 3339 time from the API server (e.g. 2026-11-24T08:43:01Z) -> Unix seconds."""
+    from datetime import datetime  # noqa: PLC0415
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def _tail(path: Path, lines: int = 30) -> str:

@@ -74,8 +74,12 @@ def client_subject(user: str, groups: tuple[str, ...] = ()) -> str:
     return "".join(f"/O={g}" for g in groups) + f"/CN={user}"
 
 
-def generate(directory: Path, *, service_ip: str = "10.0.0.1") -> Pki:
-    """Create (or overwrite) the CA, certificates and service-account keys in `directory`."""
+def generate(directory: Path, *, service_ip: str = "10.0.0.1", extra_ips: tuple[str, ...] = ()) -> Pki:
+    """Create (or overwrite) the CA, certificates and service-account keys in `directory`.
+
+    `extra_ips` are added to the API server's serving certificate (the real node's IP, where
+    pods reach the API server through the `kubernetes` Service).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
     config = directory / "openssl.cnf"
@@ -88,7 +92,8 @@ def generate(directory: Path, *, service_ip: str = "10.0.0.1") -> Pki:
         + ["-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"]
     )
     sans = ",".join(
-        ["IP:127.0.0.1", f"IP:{service_ip}", "DNS:localhost", "DNS:kubernetes", "DNS:kubernetes.default"]
+        ["IP:127.0.0.1", f"IP:{service_ip}", *(f"IP:{ip}" for ip in extra_ips)]
+        + ["DNS:localhost", "DNS:kubernetes", "DNS:kubernetes.default"]
         + ["DNS:kubernetes.default.svc", "DNS:kubernetes.default.svc.cluster.local"]
     )
     apiserver = _leaf(
@@ -104,3 +109,16 @@ def generate(directory: Path, *, service_ip: str = "10.0.0.1") -> Pki:
     _openssl(["pkey", "-in", str(sa_key), "-pubout", "-out", str(sa_pub)])
     logger.debug("generated certificates", extra={"pki_dir": str(directory)})
     return Pki(ca, apiserver, admin, kcm, sched, sa_key, sa_pub)
+
+
+def issue_client(directory: Path, ca: CertPair, name: str, user: str, groups: tuple[str, ...] = ()) -> CertPair:
+    """A client certificate from the CA for a Kubernetes user (CN) and its groups (O)."""
+    config = directory / "openssl.cnf"
+    return _leaf(directory, config, ca, name, client_subject(user, groups), ["extendedKeyUsage=clientAuth"])
+
+
+def issue_server(directory: Path, ca: CertPair, name: str, common_name: str, ips: tuple[str, ...], dns: tuple[str, ...]) -> CertPair:
+    """A serving certificate from the CA (e.g. the kubelet's, so the API server can verify it)."""
+    config = directory / "openssl.cnf"
+    sans = ",".join([*(f"IP:{ip}" for ip in ips), *(f"DNS:{d}" for d in dns)])
+    return _leaf(directory, config, ca, name, f"/CN={common_name}", ["extendedKeyUsage=serverAuth", f"subjectAltName={sans}"])

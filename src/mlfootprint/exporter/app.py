@@ -21,6 +21,9 @@ from mlfootprint.exporter.pods import FilePodSource, KubeletPodSource, Kubernete
 
 log = logging.getLogger(__name__)
 
+#: how long start-up waits for the pod watch cache's first list
+POD_CACHE_SYNC_S = 5.0
+
 
 def build_gpu(cfg: ExporterConfig, errors: ErrorCounter) -> GpuSource | None:
     if cfg.gpu_source == "nvml":
@@ -70,16 +73,25 @@ def build_pods(cfg: ExporterConfig, errors: ErrorCounter, gpu: GpuSource | None)
     def sim_uuids() -> list[str]:
         return list(getattr(gpu, "uuids", []))
 
+    def watch() -> KubernetesPods:
+        # The watch cache's own thread reads the API server; metering only reads its snapshot.
+        # Like an informer's WaitForCacheSync, give the first list a moment at start-up so the
+        # first intervals already see the pods (if the API server is down, metering starts
+        # anyway and the pods appear once it answers).
+        cache = _api_pods(cfg).start()
+        if not cache.wait_synced(POD_CACHE_SYNC_S):
+            log.warning("pods not listed from the API server yet; metering starts without them",
+                        extra={"node": cfg.node_name, "waited_s": POD_CACHE_SYNC_S})
+        return cache
+
     if cfg.pod_source == "kubelet":
-        metadata: Callable[[], dict] | None = None  # type: ignore[type-arg]
-        if cfg.pod_metadata == "kubernetes":
-            metadata = _api_pods(cfg).metadata
-        return KubeletPodSource(errors, cfg.pod_resources_dir, cfg.pod_resources_socket, metadata=metadata)
+        index = watch() if cfg.pod_metadata == "kubernetes" else None
+        return KubeletPodSource(errors, cfg.pod_resources_dir, cfg.pod_resources_socket, pods=index)
     if cfg.pod_source == "file":
         assert cfg.pods_file is not None  # validated
         return FilePodSource(errors, cfg.pods_file, sim_uuids)
     if cfg.pod_source == "kubernetes":
-        return KubernetesPodSource(errors, _api_pods(cfg), sim_uuids)
+        return KubernetesPodSource(errors, watch(), sim_uuids)
     return None
 
 

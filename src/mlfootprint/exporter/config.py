@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ENV_PREFIX = "MLFOOTPRINT_EXPORTER_"
 
@@ -87,6 +87,14 @@ class ExporterConfig(BaseModel):
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     log_format: Literal["json", "text"] = Field("json", description="Log format.")
+
+    @field_validator("pod_resources_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # the gRPC target is unix://<dir>/<socket>: a relative directory is not a valid address
+        if not value.is_absolute():
+            raise ValueError(f"must be an absolute path (the kubelet's pod-resources directory), got {str(value)!r}")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> ExporterConfig:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import shutil
 import sys
@@ -79,6 +80,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--width", type=int, metavar="COLS", help="table width (default: the terminal's, else 160)")
     out.add_argument("--now", metavar="TIME", help="treat TIME as now (end of open runs; reproducible reports)")
     out.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    out.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"),
+                     help="log lines on stderr (default warning; info: what was read and written)")
 
 
 def _namespaces(values: list[str]) -> tuple[str, ...]:
@@ -165,6 +168,9 @@ def render(report_fmt: str, report: object, *, view: str | None, width: int | No
 
 
 def run(args: argparse.Namespace) -> int:
+    from mlfootprint.logs import configure  # noqa: PLC0415
+
+    configure(args.log_level, "text")  # log lines to stderr, the report to stdout
     try:
         source, filters, options, fmt = _options(args)
     except UsageError as exc:
@@ -194,7 +200,8 @@ def run(args: argparse.Namespace) -> int:
     report = build_report(table, parse_period(args.since, args.until, args.month), options, filters, notes=notes)
     to_tty = args.output is None and sys.stdout.isatty()
     width = args.width or (shutil.get_terminal_size((160, 24)).columns if to_tty else 160)
-    text = render(fmt, report, view=args.view, width=width, color=to_tty and fmt == "table")
+    color = to_tty and fmt == "table" and not os.environ.get("NO_COLOR")  # https://no-color.org
+    text = render(fmt, report, view=args.view, width=width, color=color)
     if args.output is None:
         sys.stdout.write(text)
         return 0

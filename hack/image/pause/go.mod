@@ -1,0 +1,3 @@
+module mlfootprint.dev/hack/image/pause
+
+go 1.24
