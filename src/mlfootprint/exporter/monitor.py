@@ -31,7 +31,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -242,8 +242,9 @@ class Monitor:
                     dev.energy = add_power_sample(dev.energy, t, power)
                 if dev.swing is not None:
                     dev.swing.add(t, power)
+        steps = {uuid: _held_power(samples) for uuid, samples in trace.items()}
         for c in self._sampled:
-            for t, p in _container_power(c.shares, trace):
+            for t, p in _container_power(c.shares, steps):
                 if c.last_sample_t is not None and t <= c.last_sample_t:
                     continue
                 if c.last_sample_t is not None:
@@ -726,22 +727,37 @@ class Monitor:
                 self.save_state()
 
 
-def _container_power(shares: tuple[tuple[str, float], ...], trace: PowerTrace) -> list[tuple[float, float]]:
+def _held_power(samples: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """A GPU's power at each of its sample times, a bad sample (NaN, negative) holding the
+    latest good one (0 before any)."""
+    out: list[tuple[float, float]] = []
+    held = 0.0
+    for t, w in sorted(samples, key=lambda sample: sample[0]):
+        if math.isfinite(w) and w >= 0:
+            held = w
+        if out and out[-1][0] == t:
+            out[-1] = (t, held)  # one point per time, the latest sample winning
+        else:
+            out.append((t, held))
+    return out
+
+
+def _container_power(shares: tuple[tuple[str, float], ...], steps: Mapping[str, list[tuple[float, float]]]) -> list[tuple[float, float]]:
     """A container's attributed power at each sample time of its GPUs (each GPU's power
     held from its latest sample)."""
-    points = sorted({t for uuid, _s in shares for t, _p in trace.get(uuid, ())})
-    if not points:
-        return []
+    if len(shares) == 1:  # the common case: one GPU (or a share of one)
+        uuid, share = shares[0]
+        return [(t, w * share) for t, w in steps.get(uuid, ())]
+    points = sorted({t for uuid, _s in shares for t, _w in steps.get(uuid, ())})
     current: dict[str, float] = {}
-    cursor = {uuid: 0 for uuid, _s in shares}
+    cursor = dict.fromkeys((uuid for uuid, _s in shares), 0)
     out = []
     for t in points:
         for uuid, _s in shares:
-            samples = trace.get(uuid, [])
+            gpu = steps.get(uuid, [])
             i = cursor[uuid]
-            while i < len(samples) and samples[i][0] <= t:
-                if math.isfinite(samples[i][1]) and samples[i][1] >= 0:
-                    current[uuid] = samples[i][1]
+            while i < len(gpu) and gpu[i][0] <= t:
+                current[uuid] = gpu[i][1]
                 i += 1
             cursor[uuid] = i
         out.append((t, sum(current.get(uuid, 0.0) * s for uuid, s in shares)))
