@@ -319,12 +319,15 @@ def test_shared_gpu_energy_split_between_api_server_pods(
     clock = FakeClock()
     errors = ErrorCounter()
     monitor = build_monitor(cfg, errors=errors, clock=clock)
-    for cycle in range(CYCLES):
-        if cycle:
-            clock.advance(DT_S)
-            nvml.advance(DT_S)
-        write_counters(cycle)
-        snap = monitor.cycle()
+    try:
+        for cycle in range(CYCLES):
+            if cycle:
+                clock.advance(DT_S)
+                nvml.advance(DT_S)
+            write_counters(cycle)
+            snap = monitor.cycle()
+    finally:
+        monitor.close()  # the pod watch thread too
 
     # -- every source answered, nothing failed (metadata included)
     assert {s.source: s.up for s in snap.sources} == {"kubelet": True, "nvml": True, "host": True}
@@ -376,9 +379,6 @@ def test_shared_gpu_energy_split_between_api_server_pods(
         f"{m.name} {s.labels} {s.value}" for m in build_registry(monitor, cfg).collect() for s in m.samples
     )
     assert f"'namespace': '{ns}', 'pod': 'train', 'container': 'trainer', 'gpu_uuid': '{SHARED}'" in text
-    monitor_pods = monitor._pod_source  # noqa: SLF001 (close the gRPC channel)
-    if monitor_pods is not None:
-        monitor_pods.close()
 
 
 @pytest.mark.cluster

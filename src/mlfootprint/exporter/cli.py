@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(generate_latest(registry).decode())
         if cfg.state_file is not None:
             monitor.save_state()
+        monitor.close()
         return 0
     try:
         server = make_server(cfg.listen_address, cfg.port, registry, freshness_check(
@@ -111,4 +112,5 @@ def run(args: argparse.Namespace) -> int:
     finally:
         server.shutdown()
         server.server_close()
+        monitor.close()
     return 0

@@ -697,6 +697,16 @@ class Monitor:
         }
         self._restored = _Restored(shares=shares, waited_from_s=self._wall())
 
+    def close(self) -> None:
+        """Release the sources (NVML, the kubelet channel, the pod watch thread)."""
+        for name, source in (("gpu", self._gpu_source), ("pods", self._pod_source)):
+            if source is None:
+                continue
+            try:
+                source.close()
+            except Exception:
+                log.exception("closing a source failed", extra={"source": name})
+
     # ------------------------------------------------------------------ loop
     def run(self, stop: threading.Event, sample_interval_s: float, attribution_interval_s: float) -> None:
         """Sample every ``sample_interval_s`` and attribute every ``attribution_interval_s``

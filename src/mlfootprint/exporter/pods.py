@@ -492,6 +492,9 @@ class KubeletPodSource:
             self._channel.close()
         self._channel = None
         self._stub = None
+        close = getattr(self._pods, "close", None)  # the pod watch cache's thread
+        if close is not None:
+            close()
 
 
 # ----------------------------------------------------------------- simulated assignment
