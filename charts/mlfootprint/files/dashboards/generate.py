@@ -1,6 +1,6 @@
 """Generate the chart's Grafana dashboards (files/dashboards/*.json) from this one source.
 
-    python charts/mlfootprint/files/dashboards/generate.py
+    make venv && .venv/bin/python charts/mlfootprint/files/dashboards/generate.py
 
 Built with Grafana's own typed builders, grafana-foundation-sdk (a development dependency in
 the `test` extra: the chart ships the generated JSON, the image never imports this). The SDK
