@@ -207,6 +207,20 @@ def test_dashboards_use_the_datasource_variable() -> None:
                 assert panel["datasource"]["uid"] == "${datasource}", f"{path.name}: {panel['title']}"
 
 
+def test_dashboard_panels_tile_the_grid() -> None:
+    """Every panel lies within Grafana's 24 columns and none overlaps another. The SDK's layout
+    starts a new line only once a line is exactly full, so a line of widths not summing to 24
+    would push a panel past the right edge."""
+    for path in DASHBOARDS.glob("*.json"):
+        taken: dict[tuple[int, int], str] = {}
+        for panel in json.loads(path.read_text())["panels"]:
+            g = panel["gridPos"]
+            assert g["w"] > 0 and g["h"] > 0 and 0 <= g["x"] and g["x"] + g["w"] <= 24, (path.name, panel["title"], g)
+            for cell in ((x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])):
+                assert cell not in taken, f"{path.name}: {panel['title']!r} overlaps {taken[cell]!r}"
+                taken[cell] = panel["title"]
+
+
 # ----------------------------------------------------------------------------- runbooks
 def _github_anchor(heading: str) -> str:
     slug = heading.strip().lower()
