@@ -71,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
     configure(cfg.log_level, cfg.log_format)
     from prometheus_client import generate_latest  # noqa: PLC0415
 
-    from mlfootprint.exporter.app import build_monitor, build_registry  # noqa: PLC0415
-    from mlfootprint.exporter.server import freshness_check, make_server, serve_in_thread  # noqa: PLC0415
+    from mlfootprint.exporter.app import build_monitor, build_registry, freshness_check  # noqa: PLC0415
+    from mlfootprint.web import WebConfigError, metrics_app, serve  # noqa: PLC0415
 
     try:
         monitor = build_monitor(cfg)
@@ -91,24 +91,25 @@ def run(args: argparse.Namespace) -> int:
         if cfg.state_file is not None:
             monitor.save_state()
         return 0
+    healthy = freshness_check(lambda: monitor.last_cycle_monotonic, max(10.0, 5 * cfg.attribution_interval_s))
     try:
-        server = make_server(cfg.listen_address, cfg.port, registry, freshness_check(
-            lambda: monitor.last_cycle_monotonic, max(10.0, 5 * cfg.attribution_interval_s)))
+        server = serve(metrics_app(registry, healthy), cfg.listen_address, cfg.port, cfg.web_config_file, "metrics-http")
+    except WebConfigError as exc:  # valid when the settings were loaded, no longer
+        print(f"mlfootprint exporter: --web-config-file {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"mlfootprint exporter: --port {cfg.port}: cannot listen on {cfg.listen_address}: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    serve_in_thread(server)
     log.info(
         "exporter listening",
-        extra={"address": cfg.listen_address, "port": server.server_address[1], "gpu_source": cfg.gpu_source,
-               "pod_source": cfg.pod_source, "node": cfg.node_name},
+        extra={"address": cfg.listen_address, "port": server.port, "gpu_source": cfg.gpu_source,
+               "pod_source": cfg.pod_source, "node": cfg.node_name, "web_config_file": str(cfg.web_config_file or "")},
     )
     try:
         monitor.run(stop, cfg.sample_interval_s, cfg.attribution_interval_s)
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()
     return 0

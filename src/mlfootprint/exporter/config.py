@@ -16,6 +16,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mlfootprint.web.config import load_web_config
+
 ENV_PREFIX = "MLFOOTPRINT_EXPORTER_"
 
 
@@ -85,6 +87,10 @@ class ExporterConfig(BaseModel):
         None,
         description="Where the simulated GPUs keep their clock and energy counters, so they keep counting while the exporter is down, as NVML's do (gpu_source=sim).",
     )
+    web_config_file: Path | None = Field(
+        None,
+        description="Web config (Prometheus exporter-toolkit format): TLS and basic auth for /metrics (docs/exporter.md#securing-the-endpoint).",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     log_format: Literal["json", "text"] = Field("json", description="Log format.")
 
@@ -94,6 +100,13 @@ class ExporterConfig(BaseModel):
         # the gRPC target is unix://<dir>/<socket>: a relative directory is not a valid address
         if not value.is_absolute():
             raise ValueError(f"must be an absolute path (the kubelet's pod-resources directory), got {str(value)!r}")
+        return value
+
+    @field_validator("web_config_file")
+    @classmethod
+    def _web_config_valid(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            load_web_config(value)  # WebConfigError (a ValueError) names the setting and reason
         return value
 
     @model_validator(mode="after")
@@ -115,6 +128,8 @@ class ExporterConfig(BaseModel):
 
 
 FIELDS = tuple(ExporterConfig.model_fields)
+#: settings that may be unset (an empty environment variable unsets them)
+_OPTIONAL = frozenset(name for name, field in ExporterConfig.model_fields.items() if field.default is None)
 
 
 def flag_of(field: str) -> str:
@@ -143,7 +158,7 @@ def load_config(
     for name, value in (env or {}).items():
         if name.startswith(ENV_PREFIX):
             key = name[len(ENV_PREFIX) :].lower()
-            merged[key] = None if value == "" and key in ("pods_file", "kubeconfig", "state_file", "sim_device_file") else value
+            merged[key] = None if value == "" and key in _OPTIONAL else value
             origin[key] = f"environment {name}"
     for key, value in (flags or {}).items():
         if value is not None:

@@ -65,6 +65,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     o = parser.add_argument_group("output")
     o.add_argument("--metrics-port", type=int, default=9090, help="Prometheus metrics port (-1 disables; default 9090)")
     o.add_argument("--metrics-addr", default="0.0.0.0", help="metrics listen address")
+    o.add_argument(
+        "--web-config-file", default=None, metavar="FILE",
+        help="TLS and basic auth of the metrics endpoint, Prometheus exporter-toolkit format (docs/operator.md)",
+    )
     o.add_argument("--liveness", default=None, metavar="URL", help="kopf liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
     o.add_argument("--log-format", choices=("json", "text"), default="json", help="log format (default json)")
     o.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"), help="log level")
@@ -99,6 +103,7 @@ def config_from_args(args: argparse.Namespace) -> object:
         discovery=not args.no_discovery,
         metrics_port=args.metrics_port,
         metrics_addr=args.metrics_addr,
+        web_config_file=args.web_config_file,
         liveness_endpoint=args.liveness,
         log_format=args.log_format,
         log_level=args.log_level,
