@@ -131,7 +131,8 @@ class WebConfig(BaseModel):
 
 
 def load_web_config(path: Path) -> WebConfig:
-    """Read and validate the file; relative file paths are taken from its directory."""
+    """Read and validate the file, and check that the certificates and keys it names load;
+    relative file paths are taken from its directory."""
     try:
         doc = yaml.safe_load(Path(path).read_text()) or {}
     except OSError as exc:
@@ -153,6 +154,10 @@ def load_web_config(path: Path) -> WebConfig:
         raise WebConfigError(f"{path}: " + "; ".join(reasons)) from None
     if cfg.tls_server_config is not None:
         cfg = cfg.model_copy(update={"tls_server_config": cfg.tls_server_config.relative_to(Path(path).parent)})
+        try:
+            cfg.tls_server_config.ssl_context()
+        except WebConfigError as exc:
+            raise WebConfigError(f"{path}: {exc}") from None
     return cfg
 
 
