@@ -72,8 +72,13 @@ def run(args: argparse.Namespace) -> int:
     from prometheus_client import generate_latest  # noqa: PLC0415
 
     from mlfootprint.exporter.app import build_monitor, build_registry, freshness_check  # noqa: PLC0415
-    from mlfootprint.web import WebConfigError, metrics_app, serve  # noqa: PLC0415
+    from mlfootprint.web import Server, WebConfigError, WebConfigFile, metrics_app  # noqa: PLC0415
 
+    try:  # checked before metering starts: a bad file fails the start, naming the setting
+        web = WebConfigFile(cfg.web_config_file) if cfg.web_config_file is not None else None
+    except WebConfigError as exc:
+        print(f"mlfootprint exporter: web_config_file: {exc}", file=sys.stderr)
+        return 2
     try:
         monitor = build_monitor(cfg)
     except ConfigError as exc:  # e.g. an unreadable kubeconfig or no in-cluster service account
@@ -93,10 +98,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     healthy = freshness_check(lambda: monitor.last_cycle_monotonic, max(10.0, 5 * cfg.attribution_interval_s))
     try:
-        server = serve(metrics_app(registry, healthy), cfg.listen_address, cfg.port, cfg.web_config_file, "metrics-http")
-    except WebConfigError as exc:  # valid when the settings were loaded, no longer
-        print(f"mlfootprint exporter: --web-config-file {exc}", file=sys.stderr)
-        return 2
+        server = Server(metrics_app(registry, healthy), cfg.listen_address, cfg.port, web).start("metrics-http")
     except OSError as exc:
         print(f"mlfootprint exporter: --port {cfg.port}: cannot listen on {cfg.listen_address}: {exc}", file=sys.stderr)
         return 2

@@ -16,8 +16,6 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mlfootprint.web.config import load_web_config
-
 ENV_PREFIX = "MLFOOTPRINT_EXPORTER_"
 
 
@@ -100,13 +98,6 @@ class ExporterConfig(BaseModel):
         # the gRPC target is unix://<dir>/<socket>: a relative directory is not a valid address
         if not value.is_absolute():
             raise ValueError(f"must be an absolute path (the kubelet's pod-resources directory), got {str(value)!r}")
-        return value
-
-    @field_validator("web_config_file")
-    @classmethod
-    def _web_config_valid(cls, value: Path | None) -> Path | None:
-        if value is not None:
-            load_web_config(value)  # WebConfigError (a ValueError) names the setting and reason
         return value
 
     @model_validator(mode="after")

@@ -175,6 +175,15 @@ def run(args: argparse.Namespace) -> int:
     # --energy-source prometheus without any URL (flag or $MLFOOTPRINT_PROMETHEUS_URL) is
     # refused by the configuration, naming --prometheus-url
     cfg = config_from_args(args)
+    if args.web_config_file:  # checked before kopf starts: a bad file fails the start, naming the flag
+        from pathlib import Path
+
+        from mlfootprint.web import WebConfigError, load_web_config
+
+        try:
+            load_web_config(Path(args.web_config_file))
+        except WebConfigError as e:
+            raise _bad("--web-config-file", str(e)) from None
     configure(args.log_level, args.log_format)
     logging.getLogger("kopf").setLevel(logging.WARNING if args.log_level != "debug" else logging.DEBUG)
     run_operator(cfg)

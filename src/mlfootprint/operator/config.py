@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from mlfootprint.web.config import load_web_config
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["OperatorConfig", "from_env"]
 
@@ -49,18 +46,11 @@ class OperatorConfig(BaseModel):
     discovery: bool = Field(default=True, description="watch workloads for namespaces labelled for auto-discovery")
     metrics_port: int = Field(default=9090, ge=-1, le=65535, description="-1 disables; 0 picks a free port")
     metrics_addr: str = "0.0.0.0"
-    web_config_file: str | None = Field(default=None, description="web config (TLS, basic auth) of the metrics endpoint")
+    web_config_file: str | None = Field(default=None, description="web config (TLS, basic auth) of the metrics endpoint; checked at start")
     log_format: Literal["json", "text"] = "json"
     log_level: str = "info"
     liveness_endpoint: str | None = None
     standalone: bool = True
-
-    @field_validator("web_config_file")
-    @classmethod
-    def _web_config_valid(cls, value: str | None) -> str | None:
-        if value:
-            load_web_config(Path(value))  # WebConfigError (a ValueError) names the setting and reason
-        return value
 
     @model_validator(mode="after")
     def _prometheus_needs_url(self) -> OperatorConfig:
