@@ -15,7 +15,7 @@ from mlfootprint.cli import main
 from mlfootprint.exporter.config import load_config
 from mlfootprint.operator import cli as operator_cli
 from mlfootprint.web.config import WebConfigError, load_web_config
-from tests.web.conftest import Pki
+from tests.pki import Pki
 
 
 def _write(path: Path, text: str) -> Path:

@@ -15,7 +15,7 @@ import pytest
 
 from mlfootprint.devcluster.cluster import free_port
 from tests.prometheus_server import RealPrometheus
-from tests.web.conftest import PASSWORD, Pki
+from tests.pki import PASSWORD, Pki
 
 pytestmark = pytest.mark.prometheus
 

@@ -19,7 +19,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from mlfootprint.web.config import WebConfigFile
 from mlfootprint.web.server import Server, metrics_app
-from tests.web.conftest import PASSWORD, Pki
+from tests.pki import PASSWORD, Pki
 
 Response = tuple[int, dict[str, str], bytes]
 
