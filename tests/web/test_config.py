@@ -5,10 +5,12 @@ operator's settings refuse an invalid file at start (exit 2 naming --web-config-
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
+import bcrypt
 import pytest
 
 from mlfootprint.cli import main
@@ -127,3 +129,15 @@ def test_the_operator_refuses_an_invalid_web_config_naming_the_flag(tmp_path: Pa
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert f"--web-config-file: {bad}: tls_server_config.key_file: Field required" in err
+
+
+def test_the_documented_example_loads(pki: Pki, tmp_path: Path) -> None:
+    """docs/exporter.md's web-config.yml, with the certificate files it names in place."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "exporter.md").read_text()
+    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", doc, flags=re.S) if "tls_server_config" in b]
+    for name, source in {"tls.crt": pki.server_cert, "tls.key": pki.server_key, "ca.crt": pki.client_ca}.items():
+        shutil.copy(source, tmp_path / name)
+    cfg = load_web_config(_write(tmp_path / "web-config.yml", block))
+    assert cfg.tls_server_config is not None and cfg.tls_server_config.client_auth_type == "RequireAndVerifyClientCert"
+    (hashed,) = cfg.basic_auth_users.values()
+    assert bcrypt.checkpw(b"change-me", hashed.encode())  # the password the comment names
