@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from mlfootprint.devcluster.cluster import free_port
-from tests.prometheus_server import RealPrometheus
 from tests.pki import PASSWORD, Pki
+from tests.prometheus_server import RealPrometheus
 
 pytestmark = pytest.mark.prometheus
 

@@ -38,7 +38,6 @@ import re
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from wsgiref.types import StartResponse, WSGIEnvironment

@@ -152,13 +152,14 @@ def load_web_config(path: Path) -> WebConfig:
             msg = "unknown or unsupported setting" if err["type"] == "extra_forbidden" else err["msg"]
             reasons.append(f"{loc}: {msg.removeprefix('Value error, ')}")
         raise WebConfigError(f"{path}: " + "; ".join(reasons)) from None
-    if cfg.tls_server_config is not None:
-        cfg = cfg.model_copy(update={"tls_server_config": cfg.tls_server_config.relative_to(Path(path).parent)})
-        try:
-            cfg.tls_server_config.ssl_context()
-        except WebConfigError as exc:
-            raise WebConfigError(f"{path}: {exc}") from None
-    return cfg
+    if cfg.tls_server_config is None:
+        return cfg
+    tls = cfg.tls_server_config.relative_to(Path(path).parent)
+    try:
+        tls.ssl_context()
+    except WebConfigError as exc:
+        raise WebConfigError(f"{path}: {exc}") from None
+    return cfg.model_copy(update={"tls_server_config": tls})
 
 
 class BasicAuth:

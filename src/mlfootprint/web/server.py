@@ -114,6 +114,8 @@ class Server(ThreadingMixIn, WSGIServer):
     """A WSGI app served on ``address:port`` (port 0: a free one, see :attr:`port`)."""
 
     daemon_threads = True
+    #: handle_request() is called once the socket is readable: it must not wait again
+    timeout = 0.0
 
     def __init__(self, app: WSGIApplication, address: str = "127.0.0.1", port: int = 0,
                  web_config: WebConfigFile | None = None) -> None:
@@ -147,7 +149,7 @@ class Server(ThreadingMixIn, WSGIServer):
                     if self._wake_r in ready:
                         self._wake_r.recv(1)
                         return
-                    self._handle_request_noblock()
+                    self.handle_request()
         finally:
             self._stopped.set()
 
