@@ -27,15 +27,18 @@ import base64
 import json
 import threading
 from collections.abc import Iterator
-from http import HTTPStatus
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 from wsgiref.types import StartResponse, WSGIEnvironment
 
 import pytest
 
-from mlfootprint.operator.energy.intensity import LBS_PER_MWH_TO_G_PER_KWH, IntensityReader
+from mlfootprint.operator.energy.intensity import (
+    LBS_PER_MWH_TO_G_PER_KWH,
+    IntensityReader,
+)
 from mlfootprint.operator.factors_config import CarbonIntensitySpec, parse_factors
 from mlfootprint.web.server import Server, reply
 

@@ -13,11 +13,11 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 import pytest
 
+from mlfootprint.cli import main
 from mlfootprint.report.aggregate import ReportOptions, build_report
 from mlfootprint.report.period import parse_period
 from mlfootprint.report.progress import NullTasks
 from mlfootprint.report.sources import PrometheusSource, SnapshotSource, SourceError
-from mlfootprint.cli import main
 from mlfootprint.web.server import Server, reply
 
 SINCE = 1793491200.0  # 2026-11-01
