@@ -101,6 +101,7 @@ def test_shutdown_stops_serving_and_frees_the_port() -> None:
     server.close()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    server.close()  # twice: nothing left to stop
     Server(metrics_app(_registry()), port=port).close()  # the port can be bound again at once
 
 

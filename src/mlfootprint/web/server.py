@@ -155,7 +155,10 @@ class Server(ThreadingMixIn, WSGIServer):
 
     def shutdown(self) -> None:
         """Stop :meth:`serve_forever` and wait for it (at once: a byte on a socket wakes it)."""
-        self._wake_w.send(b"\0")
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:  # already closed: nothing is serving
+            return
         self._stopped.wait()
 
     def server_close(self) -> None:
