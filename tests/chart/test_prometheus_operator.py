@@ -31,6 +31,7 @@ from tests.chart.conftest import (
     monitoring_crd_files,
     prometheus_operator_dir,
 )
+from tests.pki import PASSWORD, make_pki
 from tests.realnode.conftest import wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.helm]
@@ -79,6 +80,70 @@ def prometheus_operator(cluster, namespace: str, tmp_path: Path) -> Iterator[sub
         log.close()
 
 
+def _generated_config(kubectl, namespace: str, operator: subprocess.Popen[bytes], job: str) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    """The scrape configuration the operator generated for the `Prometheus` kps, once it has `job`."""
+
+    def generated() -> dict | None:  # type: ignore[type-arg]
+        if operator.poll() is not None:
+            pytest.fail(f"prometheus-operator exited ({operator.returncode})")
+        out = kubectl("get", "secret", "prometheus-kps", "-n", namespace, "-o", "json", check=False)
+        if out.returncode != 0:
+            return None
+        data = json.loads(out.stdout).get("data", {}).get("prometheus.yaml.gz")
+        if not data:
+            return None
+        config = yaml.safe_load(gzip.decompress(base64.b64decode(data)))
+        jobs = {j["job_name"] for j in config.get("scrape_configs") or []}
+        return config if job in jobs else None
+
+    config = wait_until(generated, 90, "the operator's generated scrape configuration", poll_s=1.0)
+    assert isinstance(config, dict)
+    return config
+
+
+KPS = {
+    "apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus", "metadata": {"name": "kps"},
+    "spec": {"replicas": 1, "serviceMonitorSelector": {"matchLabels": {"release": "kps"}},
+             "ruleSelector": {"matchLabels": {"release": "kps"}}},
+}
+
+
+def test_secured_endpoints_are_scraped_with_tls_and_basic_auth(
+    cluster, kubectl, namespace: str, all_monitoring_crds: list[str], prometheus_operator: subprocess.Popen[bytes],  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    """ci/web-config-values.yaml: the real operator accepts both ServiceMonitors' tlsConfig and
+    basicAuth (reading the scrape credentials from their Secret) and turns them into https
+    jobs with a client certificate and basic auth."""
+    pki = make_pki(tmp_path)
+    kubectl("create", "secret", "generic", "mlfootprint-scrape-client", "-n", namespace,
+            f"--from-file=ca.crt={pki.ca}", f"--from-file=tls.crt={pki.client_cert}",
+            f"--from-file=tls.key={pki.client_key}", "--from-literal=username=prometheus",
+            f"--from-literal=password={PASSWORD}")
+    release = "mlf-web"
+    helm("install", release, str(CHART), "--namespace", namespace, "--kubeconfig", str(cluster.kubeconfig),
+         "-f", str(CHART / "ci" / "web-config-values.yaml"),
+         "--set", "serviceMonitor.enabled=true", "--set-json", 'serviceMonitor.labels={"release":"kps"}', timeout_s=180)
+    try:
+        kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(KPS))
+        exporter_job = f"serviceMonitor/{namespace}/{release}-mlfootprint-exporter/0"
+        operator_job = f"serviceMonitor/{namespace}/{release}-mlfootprint-operator/0"
+        config = _generated_config(kubectl, namespace, prometheus_operator, exporter_job)
+        jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+        assert set(jobs) == {exporter_job, operator_job}
+        for name in (exporter_job, operator_job):
+            job = jobs[name]
+            assert job["scheme"] == "https"
+            assert job["basic_auth"]["username"] == "prometheus" and job["basic_auth"]["password"]
+            assert job["tls_config"]["ca_file"].endswith("ca.crt")
+        exporter = jobs[exporter_job]["tls_config"]
+        assert exporter["cert_file"].endswith("tls.crt") and exporter["key_file"].endswith("tls.key")
+        assert exporter["server_name"] == "mlfootprint-exporter"
+    finally:
+        helm("uninstall", release, "--namespace", namespace, "--kubeconfig", str(cluster.kubeconfig), check=False,
+             timeout_s=180)
+
+
 def test_servicemonitors_become_scrape_jobs(
     cluster, kubectl, namespace: str, all_monitoring_crds: list[str], prometheus_operator: subprocess.Popen[bytes],  # type: ignore[no-untyped-def]
 ) -> None:
@@ -91,28 +156,9 @@ def test_servicemonitors_become_scrape_jobs(
         monitors = kubectl("get", "servicemonitors", "-n", namespace, "-o", "name").stdout.split()
         assert sorted(monitors) == [f"servicemonitor.monitoring.coreos.com/{release}-mlfootprint-exporter",
                                     f"servicemonitor.monitoring.coreos.com/{release}-mlfootprint-operator"]
-        prometheus = {
-            "apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus", "metadata": {"name": "kps"},
-            "spec": {"replicas": 1, "serviceMonitorSelector": {"matchLabels": {"release": "kps"}},
-                     "ruleSelector": {"matchLabels": {"release": "kps"}}},
-        }
-        kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(prometheus))
-
-        def generated() -> dict | None:  # type: ignore[type-arg]
-            if prometheus_operator.poll() is not None:
-                pytest.fail(f"prometheus-operator exited ({prometheus_operator.returncode})")
-            out = kubectl("get", "secret", "prometheus-kps", "-n", namespace, "-o", "json", check=False)
-            if out.returncode != 0:
-                return None
-            data = json.loads(out.stdout).get("data", {}).get("prometheus.yaml.gz")
-            if not data:
-                return None
-            config = yaml.safe_load(gzip.decompress(base64.b64decode(data)))
-            jobs = {j["job_name"] for j in config.get("scrape_configs") or []}
-            return config if f"serviceMonitor/{namespace}/{release}-mlfootprint-exporter/0" in jobs else None
-
-        config = wait_until(generated, 90, "the operator's generated scrape configuration", poll_s=1.0)
-        assert isinstance(config, dict)
+        kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(KPS))
+        config = _generated_config(kubectl, namespace, prometheus_operator,
+                                   f"serviceMonitor/{namespace}/{release}-mlfootprint-exporter/0")
         jobs = {j["job_name"]: j for j in config["scrape_configs"]}
         assert set(jobs) == {f"serviceMonitor/{namespace}/{release}-mlfootprint-exporter/0",
                              f"serviceMonitor/{namespace}/{release}-mlfootprint-operator/0"}

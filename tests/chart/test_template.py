@@ -247,6 +247,48 @@ def test_monitoring_objects_follow_the_api() -> None:
     assert not [o for o in off if o["apiVersion"].startswith("monitoring.coreos.com/")]
 
 
+def test_web_config_secures_both_endpoints() -> None:
+    """webConfig: the Secret mounted read-only and passed to each component, the exporter's
+    probes over HTTPS (to /healthz, which needs no credentials), and the monitors scraping
+    with the scheme, tlsConfig and basicAuth of the values."""
+    values = CHART / "ci" / "web-config-values.yaml"
+    web = yaml.safe_load(values.read_text())
+    objs = render((values,), *MONITORING)
+    file = "/etc/mlfootprint/web/web-config.yml"
+    for component in ("exporter", "operator"):
+        pod = one(objs, "DaemonSet" if component == "exporter" else "Deployment", f"-{component}")["spec"]["template"]["spec"]
+        volume = next(v for v in pod["volumes"] if v["name"] == "web-config")
+        assert volume["secret"]["secretName"] == web[component]["webConfig"]["secretName"]
+        mount = next(m for m in _container({"spec": {"template": {"spec": pod}}})["volumeMounts"] if m["name"] == "web-config")
+        assert mount == {"name": "web-config", "mountPath": "/etc/mlfootprint/web", "readOnly": True}
+        endpoint = one(objs, "ServiceMonitor", f"-{component}")["spec"]["endpoints"][0]
+        assert endpoint["scheme"] == "https"
+        assert endpoint["tlsConfig"] == web[component]["webConfig"]["tlsConfig"]
+        assert endpoint["basicAuth"] == web[component]["webConfig"]["basicAuth"]
+    ds = one(objs, "DaemonSet", "-exporter")
+    ex = _container(ds)
+    assert _exporter_env(ds)["MLFOOTPRINT_EXPORTER_WEB_CONFIG_FILE"] == file
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert ex[probe]["httpGet"] == {"path": "/healthz", "port": "metrics", "scheme": "HTTPS"}
+    op = _container(one(objs, "Deployment", "-operator"))
+    assert f"--web-config-file={file}" in op["args"]
+    assert op["livenessProbe"]["httpGet"]["port"] == "http-health"  # kopf's own port stays plain HTTP
+    pod_mode = render((values,), *MONITORING, "--set", "podMonitor.enabled=true")
+    endpoint = one(pod_mode, "PodMonitor", "-exporter")["spec"]["podMetricsEndpoints"][0]
+    assert endpoint["scheme"] == "https" and endpoint["basicAuth"] == web["exporter"]["webConfig"]["basicAuth"]
+    plain_tls = render((values,), *MONITORING, "--set", "exporter.webConfig.tls=false")
+    assert "scheme" not in one(plain_tls, "ServiceMonitor", "-exporter")["spec"]["endpoints"][0]
+    assert "scheme" not in _container(one(plain_tls, "DaemonSet", "-exporter"))["livenessProbe"]["httpGet"]
+    # without webConfig: nothing of the above
+    objs = render((), *MONITORING)
+    ex = _container(one(objs, "DaemonSet", "-exporter"))
+    assert "scheme" not in ex["livenessProbe"]["httpGet"] and "MLFOOTPRINT_EXPORTER_WEB_CONFIG_FILE" not in _exporter_env(one(objs, "DaemonSet", "-exporter"))
+    assert not any(m["name"] == "web-config" for m in ex["volumeMounts"])
+    assert not any(a.startswith("--web-config-file") for a in _container(one(objs, "Deployment", "-operator"))["args"])
+    for sm in find(objs, "ServiceMonitor"):
+        assert not {"scheme", "tlsConfig", "basicAuth"} & set(sm["spec"]["endpoints"][0])
+
+
 def test_rules_configmap_carries_the_rules_file() -> None:
     objs = render((CHART / "ci" / "prometheus-mode-values.yaml",))
     cm = one(objs, "ConfigMap", "-alerts")
@@ -262,6 +304,8 @@ def test_rules_configmap_carries_the_rules_file() -> None:
         ("operator.replicas=2", "replicas"),
         ("operator.energySource=prometheus", "url"),
         ("exporter.podSource=kubernetes", "gpuSource=sim"),
+        ("exporter.webConfig.secretName=web", "operator.energySource=prometheus"),
+        ("exporter.webConfig.basicAuth.username.name=s", "password"),
     ],
 )
 def test_bad_values_are_rejected(flag: str, message: str) -> None:

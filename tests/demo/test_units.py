@@ -65,11 +65,8 @@ def test_render_uses_vllm_names_and_per_pod_share() -> None:
 
 def test_server_paths() -> None:
     clock = SimClock.hourly(3600.0)
-    server = make_server("127.0.0.1", 0, TrafficProfile(), clock, replicas=2)
-    import threading
-
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    port = server.server_address[1]
+    server = make_server("127.0.0.1", 0, TrafficProfile(), clock, replicas=2).start()
+    port = server.port
     try:
         time.sleep(0.3)
         whole = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
@@ -79,8 +76,7 @@ def test_server_paths() -> None:
         with pytest.raises(urllib.error.HTTPError):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/nope")
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()
 
 
 @pytest.mark.parametrize("short", [False, True])

@@ -28,14 +28,19 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
+from wsgiref.types import StartResponse, WSGIEnvironment
 
 import pytest
 
-from mlfootprint.operator.energy.intensity import LBS_PER_MWH_TO_G_PER_KWH, IntensityReader
+from mlfootprint.operator.energy.intensity import (
+    LBS_PER_MWH_TO_G_PER_KWH,
+    IntensityReader,
+)
 from mlfootprint.operator.factors_config import CarbonIntensitySpec, parse_factors
+from mlfootprint.web.server import Server, reply
 
 EM_LATEST = {
     "zone": "DE",
@@ -89,7 +94,7 @@ class FakeApi:
     bearer: str | None = None  # when set, /v3/forecast answers 401 to any other token
     requests: list[Request] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    server: ThreadingHTTPServer | None = None
+    server: Server | None = None
 
     @property
     def base(self) -> str:
@@ -109,30 +114,20 @@ class FakeApi:
 def api() -> Iterator[FakeApi]:
     fake = FakeApi()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            u = urlsplit(self.path)
-            with fake.lock:
-                fake.requests.append(Request(u.path, parse_qs(u.query), {k.lower(): v for k, v in self.headers.items()}))
-                status, body = fake.routes.get(u.path, (404, {"error": "not found"}))
-                if u.path == "/v3/forecast" and fake.bearer and self.headers.get("Authorization") != f"Bearer {fake.bearer}":
-                    status, body = 401, {"error": "invalid or expired token"}
-            data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+        path, auth = environ["PATH_INFO"], environ.get("HTTP_AUTHORIZATION")
+        headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
+        with fake.lock:
+            fake.requests.append(Request(path, parse_qs(environ.get("QUERY_STRING", "")), headers))
+            status, body = fake.routes.get(path, (404, {"error": "not found"}))
+            if path == "/v3/forecast" and fake.bearer and auth != f"Bearer {fake.bearer}":
+                status, body = 401, {"error": "invalid or expired token"}
+        data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        return reply(start_response, f"{status} {HTTPStatus(status).phrase}", data, content_type="application/json")
 
-        def log_message(self, *a: Any) -> None:
-            pass
-
-    fake.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    t = threading.Thread(target=fake.server.serve_forever, daemon=True)
-    t.start()
+    fake.server = Server(app).start("fake-api")
     yield fake
-    fake.server.shutdown()
-    fake.server.server_close()
+    fake.server.close()
 
 
 class Clock:

@@ -6,19 +6,19 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import urllib.parse
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 import pytest
 
+from mlfootprint.cli import main
 from mlfootprint.report.aggregate import ReportOptions, build_report
 from mlfootprint.report.period import parse_period
 from mlfootprint.report.progress import NullTasks
 from mlfootprint.report.sources import PrometheusSource, SnapshotSource, SourceError
-from mlfootprint.cli import main
+from mlfootprint.web.server import Server, reply
 
 SINCE = 1793491200.0  # 2026-11-01
 UNTIL = SINCE + 30 * 86400
@@ -38,17 +38,13 @@ GAUGES = {
 IDLE = {"gpu": {"h100-node-1": 18 * 3.6e6}, "host": {"h100-node-1": 10 * 3.6e6}, "pods": {"h100-node-1": 8 * 3.6e6}}
 
 
-class Handler(BaseHTTPRequestHandler):
-    queries: list[str] = []
+def prometheus_api(queries: list[str]) -> WSGIApplication:
+    """GET /api/v1/query: the GAUGES at SINCE or UNTIL, the IDLE energy per node."""
 
-    def log_message(self, *_: object) -> None:
-        pass
-
-    def do_GET(self) -> None:  # noqa: N802
-        url = urllib.parse.urlparse(self.path)
-        q = urllib.parse.parse_qs(url.query)
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+        q = urllib.parse.parse_qs(environ["QUERY_STRING"])
         query, at = q["query"][0], float(q["time"][0])
-        Handler.queries.append(query)
+        queries.append(query)
         result = []
         m = re.match(r"last_over_time\((\w+)\[(\d+)s\]\)", query)
         if m:
@@ -59,26 +55,23 @@ class Handler(BaseHTTPRequestHandler):
             which = "gpu" if "gpu_idle" in query else "pods" if "pod_host" in query else "host"
             result = [{"metric": {"node": n}, "value": [at, str(v)]} for n, v in IDLE[which].items()]
         body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(body)
+        return reply(start_response, "200 OK", body, content_type="application/json")
+
+    return app
 
 
 @pytest.fixture
-def prometheus() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    Handler.queries = []
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+def queries() -> list[str]:
+    return []
 
 
-def test_period_deltas_over_snapshot_rows(prometheus: str, snapshot_path: Path) -> None:
+@pytest.fixture
+def prometheus(queries: list[str]) -> Iterator[str]:
+    with Server(prometheus_api(queries)).start("fake-prometheus") as server:
+        yield f"http://127.0.0.1:{server.port}"
+
+
+def test_period_deltas_over_snapshot_rows(prometheus: str, queries: list[str], snapshot_path: Path) -> None:
     period = parse_period(month="2026-11")
     source = PrometheusSource(prometheus, SnapshotSource(snapshot_path), period, now_s=UNTIL)
     table = source.load(NullTasks())
@@ -99,7 +92,7 @@ def test_period_deltas_over_snapshot_rows(prometheus: str, snapshot_path: Path) 
     assert report.idle is not None
     assert report.idle.values["it_kwh"] == pytest.approx(20.0)
     assert report.source["kind"] == "prometheus"
-    assert any(q.startswith("sum by (node) (increase(mlfootprint_gpu_idle_energy_joules_total[2592000s]))") for q in Handler.queries)
+    assert any(q.startswith("sum by (node) (increase(mlfootprint_gpu_idle_energy_joules_total[2592000s]))") for q in queries)
 
 
 def test_cli_with_prometheus(prometheus: str, snapshot_path: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -144,3 +144,25 @@ GPU feature discovery). Only with gpuNodeAffinity enabled and no custom exporter
 {{- end }}
 {{- dict "nodes" (len $nodes) "matching" $matching "gpuUnlabelled" $unlabelled | toJson }}
 {{- end }}
+
+{{/* Where a component's webConfig Secret is mounted, and the file the component reads. */}}
+{{- define "mlfootprint.webConfigDir" -}}/etc/mlfootprint/web{{- end }}
+{{- define "mlfootprint.webConfigFile" -}}{{ include "mlfootprint.webConfigDir" . }}/web-config.yml{{- end }}
+
+{{/* A ServiceMonitor/PodMonitor endpoint's scheme, tlsConfig and basicAuth from a component's
+webConfig (.Values.<component>.webConfig); nothing when it has no Secret. */}}
+{{- define "mlfootprint.monitorAuth" -}}
+{{- if .secretName }}
+{{- if .tls }}
+scheme: https
+{{- end }}
+{{- with .tlsConfig }}
+tlsConfig:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .basicAuth }}
+basicAuth:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+{{- end }}

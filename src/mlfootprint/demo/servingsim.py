@@ -38,10 +38,9 @@ import re
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from wsgiref.types import StartResponse, WSGIEnvironment
 
 from mlfootprint.exporter.gpu_sim import (
     MIX_AMPLITUDE,
@@ -51,6 +50,7 @@ from mlfootprint.exporter.gpu_sim import (
     SimClock,
     request_rate,
 )
+from mlfootprint.web.server import Server, reply
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ DAY_S = 86400.0
 RATE_MEAN = 0.5
 RATE_AMPLITUDE = 0.4
 RATE_PHASE = 0.375
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _POD_PATH = re.compile(r"^/pods/([a-z0-9]([-a-z0-9.]*[a-z0-9])?)/metrics$")
 
 
@@ -141,35 +142,20 @@ def render(profile: TrafficProfile, start_s: float, now_s: float, share: float =
 
 def make_server(
     address: str, port: int, profile: TrafficProfile, clock: Callable[[], float], replicas: int = 1
-) -> ThreadingHTTPServer:
+) -> Server:
     """The HTTP server (not started); counters start at zero when it is made."""
     start_s = clock()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server API)
-            path = self.path.split("?", 1)[0]
-            status, ctype = 200, "text/plain; version=0.0.4; charset=utf-8"
-            if path == "/metrics":
-                body = render(profile, start_s, clock())
-            elif _POD_PATH.match(path):
-                body = render(profile, start_s, clock(), share=1.0 / replicas)
-            elif path == "/healthz":
-                body = "ok\n"
-            else:
-                status, body = 404, "see /metrics or /pods/<pod>/metrics\n"
-            data = body.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/metrics" or _POD_PATH.match(path):
+            body = render(profile, start_s, clock(), share=1.0 if path == "/metrics" else 1.0 / replicas)
+            return reply(start_response, "200 OK", body.encode(), content_type=CONTENT_TYPE)
+        if path == "/healthz":
+            return reply(start_response, "200 OK", b"ok\n", content_type=CONTENT_TYPE)
+        return reply(start_response, "404 Not Found", b"see /metrics or /pods/<pod>/metrics\n", content_type=CONTENT_TYPE)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet access log
-            pass
-
-    server = ThreadingHTTPServer((address, port), Handler)
-    server.daemon_threads = True
-    return server
+    return Server(app, address, port)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,14 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    thread = threading.Thread(target=server.serve_forever, name="servingsim-http", daemon=True)
-    thread.start()
+    server.start("servingsim-http")
     log.info("simulated vLLM metrics listening",
-             extra={"address": args.address, "port": server.server_address[1], "time_factor": args.time_factor,
+             extra={"address": args.address, "port": server.port, "time_factor": args.time_factor,
                     "model": args.model, "peak_rps": args.peak_rps, "replicas": args.replicas})
     stop.wait()
-    server.shutdown()
-    server.server_close()
+    server.close()
     log.info("simulated vLLM metrics stopped")
     return 0
 

@@ -120,6 +120,15 @@ def build_monitor(cfg: ExporterConfig, errors: ErrorCounter | None = None, clock
     )
 
 
+def freshness_check(last_cycle: Callable[[], float], max_age_s: float) -> Callable[[], bool]:
+    """/healthz: healthy while the monitor published a snapshot within ``max_age_s`` (real seconds)."""
+
+    def healthy() -> bool:
+        return time.monotonic() - last_cycle() <= max_age_s
+
+    return healthy
+
+
 def build_registry(monitor: Monitor, cfg: ExporterConfig) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=True)
     registry.register(SnapshotCollector(lambda: monitor.snapshot, cfg.metrics_level))

@@ -71,9 +71,14 @@ def run(args: argparse.Namespace) -> int:
     configure(cfg.log_level, cfg.log_format)
     from prometheus_client import generate_latest  # noqa: PLC0415
 
-    from mlfootprint.exporter.app import build_monitor, build_registry  # noqa: PLC0415
-    from mlfootprint.exporter.server import freshness_check, make_server, serve_in_thread  # noqa: PLC0415
+    from mlfootprint.exporter.app import build_monitor, build_registry, freshness_check  # noqa: PLC0415
+    from mlfootprint.web import Server, WebConfigError, WebConfigFile, metrics_app  # noqa: PLC0415
 
+    try:  # checked before metering starts: a bad file fails the start, naming the setting
+        web = WebConfigFile(cfg.web_config_file) if cfg.web_config_file is not None else None
+    except WebConfigError as exc:
+        print(f"mlfootprint exporter: web_config_file: {exc}", file=sys.stderr)
+        return 2
     try:
         monitor = build_monitor(cfg)
     except ConfigError as exc:  # e.g. an unreadable kubeconfig or no in-cluster service account
@@ -92,25 +97,23 @@ def run(args: argparse.Namespace) -> int:
             monitor.save_state()
         monitor.close()
         return 0
+    healthy = freshness_check(lambda: monitor.last_cycle_monotonic, max(10.0, 5 * cfg.attribution_interval_s))
     try:
-        server = make_server(cfg.listen_address, cfg.port, registry, freshness_check(
-            lambda: monitor.last_cycle_monotonic, max(10.0, 5 * cfg.attribution_interval_s)))
+        server = Server(metrics_app(registry, healthy), cfg.listen_address, cfg.port, web).start("metrics-http")
     except OSError as exc:
         print(f"mlfootprint exporter: --port {cfg.port}: cannot listen on {cfg.listen_address}: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    serve_in_thread(server)
     log.info(
         "exporter listening",
-        extra={"address": cfg.listen_address, "port": server.server_address[1], "gpu_source": cfg.gpu_source,
-               "pod_source": cfg.pod_source, "node": cfg.node_name},
+        extra={"address": cfg.listen_address, "port": server.port, "gpu_source": cfg.gpu_source,
+               "pod_source": cfg.pod_source, "node": cfg.node_name, "web_config_file": str(cfg.web_config_file or "")},
     )
     try:
         monitor.run(stop, cfg.sample_interval_s, cfg.attribution_interval_s)
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()
         monitor.close()
     return 0

@@ -85,6 +85,10 @@ class ExporterConfig(BaseModel):
         None,
         description="Where the simulated GPUs keep their clock and energy counters, so they keep counting while the exporter is down, as NVML's do (gpu_source=sim).",
     )
+    web_config_file: Path | None = Field(
+        None,
+        description="Web config (Prometheus exporter-toolkit format): TLS and basic auth for /metrics (docs/exporter.md#securing-the-endpoint).",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     log_format: Literal["json", "text"] = Field("json", description="Log format.")
 
@@ -115,6 +119,8 @@ class ExporterConfig(BaseModel):
 
 
 FIELDS = tuple(ExporterConfig.model_fields)
+#: settings that may be unset (an empty environment variable unsets them)
+_OPTIONAL = frozenset(name for name, field in ExporterConfig.model_fields.items() if field.default is None)
 
 
 def flag_of(field: str) -> str:
@@ -143,7 +149,7 @@ def load_config(
     for name, value in (env or {}).items():
         if name.startswith(ENV_PREFIX):
             key = name[len(ENV_PREFIX) :].lower()
-            merged[key] = None if value == "" and key in ("pods_file", "kubeconfig", "state_file", "sim_device_file") else value
+            merged[key] = None if value == "" and key in _OPTIONAL else value
             origin[key] = f"environment {name}"
     for key, value in (flags or {}).items():
         if value is not None:

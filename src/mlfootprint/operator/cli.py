@@ -65,6 +65,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     o = parser.add_argument_group("output")
     o.add_argument("--metrics-port", type=int, default=9090, help="Prometheus metrics port (-1 disables; default 9090)")
     o.add_argument("--metrics-addr", default="0.0.0.0", help="metrics listen address")
+    o.add_argument(
+        "--web-config-file", default=None, metavar="FILE",
+        help="TLS and basic auth of the metrics endpoint, Prometheus exporter-toolkit format (docs/operator.md)",
+    )
     o.add_argument("--liveness", default=None, metavar="URL", help="kopf liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
     o.add_argument("--log-format", choices=("json", "text"), default="json", help="log format (default json)")
     o.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"), help="log level")
@@ -99,6 +103,7 @@ def config_from_args(args: argparse.Namespace) -> object:
         discovery=not args.no_discovery,
         metrics_port=args.metrics_port,
         metrics_addr=args.metrics_addr,
+        web_config_file=args.web_config_file,
         liveness_endpoint=args.liveness,
         log_format=args.log_format,
         log_level=args.log_level,
@@ -170,6 +175,15 @@ def run(args: argparse.Namespace) -> int:
     # --energy-source prometheus without any URL (flag or $MLFOOTPRINT_PROMETHEUS_URL) is
     # refused by the configuration, naming --prometheus-url
     cfg = config_from_args(args)
+    if args.web_config_file:  # checked before kopf starts: a bad file fails the start, naming the flag
+        from pathlib import Path
+
+        from mlfootprint.web import WebConfigError, load_web_config
+
+        try:
+            load_web_config(Path(args.web_config_file))
+        except WebConfigError as e:
+            raise _bad("--web-config-file", str(e)) from None
     configure(args.log_level, args.log_format)
     logging.getLogger("kopf").setLevel(logging.WARNING if args.log_level != "debug" else logging.DEBUG)
     run_operator(cfg)

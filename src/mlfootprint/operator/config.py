@@ -46,6 +46,7 @@ class OperatorConfig(BaseModel):
     discovery: bool = Field(default=True, description="watch workloads for namespaces labelled for auto-discovery")
     metrics_port: int = Field(default=9090, ge=-1, le=65535, description="-1 disables; 0 picks a free port")
     metrics_addr: str = "0.0.0.0"
+    web_config_file: str | None = Field(default=None, description="web config (TLS, basic auth) of the metrics endpoint; checked at start")
     log_format: Literal["json", "text"] = "json"
     log_level: str = "info"
     liveness_endpoint: str | None = None

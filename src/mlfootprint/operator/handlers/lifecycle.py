@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import kopf
-from prometheus_client import start_http_server
 
 from mlfootprint.operator.config import OperatorConfig
 from mlfootprint.operator.energy.intensity import IntensityReader
@@ -17,6 +17,7 @@ from mlfootprint.operator.factors_store import FactorsStore
 from mlfootprint.operator.kube import Kube
 from mlfootprint.operator.metrics import OperatorMetrics
 from mlfootprint.operator.runtime import EnergySource, Runtime, ScrapeSource
+from mlfootprint.web import metrics_app, serve
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +110,9 @@ def start_metrics(runtime: Runtime) -> int | None:
     cfg = runtime.cfg
     if cfg.metrics_port < 0:
         return None
-    server, _thread = start_http_server(cfg.metrics_port, addr=cfg.metrics_addr, registry=runtime.metrics.registry)
+    web_config = Path(cfg.web_config_file) if cfg.web_config_file else None
+    # /healthz answers while the endpoint serves (kopf's liveness endpoint is the probes')
+    server = serve(metrics_app(runtime.metrics.registry), cfg.metrics_addr, cfg.metrics_port, web_config, name="metrics-http")
     runtime.metrics_server = server
-    port = int(server.server_port)
-    log.info("operator metrics listening", extra={"port": port})
-    return port
+    log.info("operator metrics listening", extra={"port": server.port, "web_config_file": cfg.web_config_file or ""})
+    return server.port
