@@ -23,6 +23,7 @@ from mlfootprint.exporter.model import (
     ErrorCounter,
     GpuProcess,
     GpuReading,
+    HardwareGpuSource,
     PodListing,
 )
 from mlfootprint.exporter.monitor import Monitor
@@ -30,7 +31,7 @@ from mlfootprint.exporter.monitor import Monitor
 GPUS, CONTAINERS = 8, 256
 
 
-class BenchGpus:
+class BenchGpus(HardwareGpuSource):
     name = "bench"
 
     def __init__(self) -> None:

@@ -97,6 +97,8 @@ def test_template_properties(values: tuple[Path, ...]) -> None:
     ex = _container(ds)
     _assert_restricted(ex)
     assert any(t.get("key") == "nvidia.com/gpu" for t in spec["tolerations"])
+    # node-critical like the GPU Operator's exporters, unless a scenario says otherwise
+    assert spec.get("priorityClassName") == ex_values.get("priorityClassName", "system-node-critical")
     if ex_values.get("gpuNodeAffinity", {}).get("enabled", True):
         terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
         keys = {e["key"] for t in terms for e in t["matchExpressions"]}

@@ -198,3 +198,60 @@ def test_models_summary_lines() -> None:
     assert "power-cap advice: 490 W saves ~13.8 % GPU energy for +4 % time (5.8 kgCO2e so far)" in text
     assert "e(Tin, Tout) = 0.0047·Tin + 0.17·Tout + 5.1e-05·Tin·Tout GPU J per request (R² 0.93, 10 intervals)" in text
     assert "not enough intervals" in "\n".join(models_lines({"InferenceService/chat": {"inference": {}}}, "final", "chat"))
+
+
+def test_status_lists_each_process_and_fails_when_one_is_down(tmp_path) -> None:
+    import io
+
+    from mlfootprint.demo.orchestrator import status
+    from mlfootprint.demo.procs import ProcRecord
+
+    alive = spawn("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "s.log")
+    gone = ProcRecord("exited", 2**22 + 7, ["nothing"], str(tmp_path / "g.log"), start_ticks=1)
+    try:
+        DemoState(processes=[alive]).save(tmp_path / "demo.json")
+        out = io.StringIO()
+        assert status(tmp_path, out) == 0
+        assert [line.split() for line in out.getvalue().splitlines()][1] == ["sleeper", str(alive.pid), "running"]
+        DemoState(processes=[alive, gone]).save(tmp_path / "demo.json")
+        out = io.StringIO()
+        assert status(tmp_path, out) == 1
+        assert "exited" in out.getvalue() and "NOT RUNNING" in out.getvalue()
+    finally:
+        stop_all([alive], timeout_s=5)
+
+
+def test_progress_is_a_line_rewritten_on_a_terminal_and_plain_lines_elsewhere(tmp_path) -> None:
+    """On a terminal the status line is redrawn in place (events print above it); piped,
+    each status is its own plain line, without escape sequences."""
+    import io
+
+    from mlfootprint.demo.orchestrator import Demo, Driver, Options
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    sc = scn.load(None, short=True)
+    texts = {}
+    for name, out in (("tty", Tty()), ("pipe", io.StringIO())):
+        demo = Demo(Options(state_dir=tmp_path / name), out=out)
+        t = [0.0]
+        driver = Driver(demo, kube=None, sc=sc, serving_port=0, clock=lambda: t[0])  # type: ignore[arg-type]
+        with driver._status_line():
+            for step in range(3):
+                t[0] += 6.0
+                driver._progress("development sweep", force=False)
+                driver._event(f"event {step}")
+        texts[name] = out.getvalue()
+    assert "\x1b[" in texts["tty"] and "\x1b[" not in texts["pipe"]
+    pipe_lines = texts["pipe"].splitlines()
+    assert [line for line in pipe_lines if "event" in line][-1].endswith("| event 2")
+    assert sum("development sweep" in line for line in pipe_lines) == 3
+    # the terminal's last redrawn status stays on screen after the stage, below the events
+    import re
+
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", texts["tty"]).replace("\r", "\n")
+    shown = [line.strip() for line in screen.splitlines() if line.strip()]
+    assert shown[-1].startswith("simulated hour") and "development sweep" in shown[-1]
+    assert any(line.endswith("| event 2") for line in shown)

@@ -59,6 +59,7 @@ from mlfootprint.devcluster import DevCluster
 from mlfootprint.devcluster.cluster import free_ports
 from mlfootprint.exporter.gpu_sim import read_device_file
 from mlfootprint.operator.energy.parse import parse_samples
+from mlfootprint.operator.status import parse_iso
 from tests.faults.oracle import (
     ClockMap,
     DeviceHistory,
@@ -477,6 +478,7 @@ class GapEvent:
     kill_unix: float
     spawn_unix: float
     why: str
+    allowed_j: float = 0.0  # the held energy inside it (computed at the end)
 
 
 @dataclass
@@ -545,7 +547,7 @@ class Campaign:
         (self.work / "logs").mkdir(parents=True, exist_ok=True)
         self.cluster = DevCluster(self.work / "cluster", gpu_nodes=self.cfg.nodes, die_with_parent=True).start()
         kc = self.cluster.kubeconfig
-        self.kube = Kube(kc, self.work / "certs", timeout_s=5.0)
+        self.kube = Kube(kc, timeout_s=5.0)
         self.cluster.kubectl("apply", "-f", str(ROOT / "crds"))
         self.cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
                              "crd/trainingruns.mlfootprint.io", "crd/inferenceservices.mlfootprint.io")
@@ -762,8 +764,6 @@ class Campaign:
         ledger = st.get("ledger") or {}
         t = ledger.get("totals") or {}
         observed = ledger.get("observedAt")
-        from mlfootprint.operator.status import parse_iso  # noqa: PLC0415 - test helper only
-
         co2e = [t.get(k, 0.0) for k in ("co2eOpG", "co2eEmbG")]
         return Totals(
             gpu_j=float(t.get("gpuJ") or 0.0),
@@ -1360,6 +1360,9 @@ class Campaign:
                 lost_total += max(lost, 0.0)
                 allowed_total += allowed
                 self.final_components.append((comp.label, truth, counted, lost, allowed))
+                for gap in self.gaps:  # what each gap alone allows (for the table, per fault kind)
+                    gap.allowed_j += allowed_loss_j(comp.pods, self.pod_gpus, self.recorder.history,
+                                                    self._gap_windows(comp, totals, [gap]))
                 if lost > allowed + tolerance_j(truth, readings):
                     self._fail(f"{comp.label}: {lost:.0f} J of GPU energy lost, documented gaps allow {allowed:.0f} J "
                                f"(truth {truth:.0f} J, billed {counted:.0f} J)")
@@ -1372,20 +1375,18 @@ class Campaign:
                     self._fail(f"{r.key}: {totals[r.key].requests:.0f} requests counted of {served:.0f} served before the cut")
             self._check_requests()
 
-    def _gap_windows(self, comp: Any, totals: dict[str, Totals]) -> list[GapWindow]:
+    def _gap_windows(self, comp: Any, totals: dict[str, Totals], gaps: list[GapEvent] | None = None) -> list[GapWindow]:
         """The documented gaps of a component's pods, in simulated time per pod: from the
         operator's last possible read of the lost counters (one refresh interval, the scrape's
         memo and one attribution interval before the kill, plus 1 s of scheduling) to the new
         exporter's first reading; from the pods' start when none of the component's runs
         existed before the kill (a late run never saw the lost counters)."""
         assert self.recorder is not None
-        from mlfootprint.operator.status import parse_iso  # noqa: PLC0415
-
         lag = self.cfg.operator_interval_s * 1.5 + self.cfg.attribution_interval_s + 1.0
         created = [parse_iso(totals[r].created) or 0.0 for r in comp.runs if r in totals]
         first_run = min(created, default=math.inf)
         out = []
-        for gap in self.gaps:
+        for gap in self.gaps if gaps is None else gaps:
             lo_unix = gap.kill_unix - lag
             for pod in comp.pods:
                 if self.pod_node.get(pod) != gap.node:

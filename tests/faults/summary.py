@@ -23,7 +23,7 @@ def summary_table(c: Campaign, wall_s: float) -> Table:
     t.add_column("fault")
     t.add_column("injected", justify="right")
     t.add_column("J double-counted", justify="right")
-    t.add_column("documented gaps", justify="right")
+    t.add_column("documented gaps (J)", justify="right")
     t.add_column("max freeze s", justify="right")
     t.add_column("frozen runs", justify="right")
     t.add_column("problems", justify="right")
@@ -32,9 +32,10 @@ def summary_table(c: Campaign, wall_s: float) -> Table:
         if not events:
             t.add_row(kind, "0", "-", "-", "-", "-", "-")
             continue
-        gaps = sum(len(e.gaps) for e in events)
+        gaps = [g for e in events for g in e.gaps]
         t.add_row(
-            kind, str(len(events)), f"{sum(e.excess_j for e in events):.0f}", str(gaps) if gaps else "-",
+            kind, str(len(events)), f"{sum(e.excess_j for e in events):.0f}",
+            f"{len(gaps)}: {sum(g.allowed_j for g in gaps):.0f} J" if gaps else "-",
             f"{max(e.freeze_s for e in events):.1f}", str(sum(len(e.frozen) for e in events)),
             str(sum(len(e.problems) for e in events)),
         )

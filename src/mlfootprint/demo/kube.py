@@ -1,26 +1,25 @@
-"""A minimal JSON client for the demo's API server (list, get, create, merge-patch).
+"""A small JSON client for the demo's API server (list, get, create, merge-patch) on the
+`kubernetes` package's own ApiClient: its kubeconfig loading (any user kind), TLS and
+connection pool, with raw API paths and plain dicts.
 
 The demo drives pod phases itself (many small requests per second); the real kubectl is kept
-for what a person would type (apply, get). Credentials come from the kubeconfig's embedded
-client certificate (the local control plane's admin user).
+for what a person would type (apply, get).
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import ssl
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-import yaml
+import urllib3
+from kubernetes import config as kube_config
+from kubernetes.client import ApiClient, Configuration
+from kubernetes.client.exceptions import ApiException
 
 
 class KubeError(RuntimeError):
-    """An API request failed; the message carries the method, path, status and body."""
+    """An API request failed; the message carries the method, path, status and the server's reason."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
@@ -28,46 +27,37 @@ class KubeError(RuntimeError):
 
 
 class Kube:
-    """JSON over HTTPS with the kubeconfig's current context (client-certificate users only)."""
+    """JSON requests with the kubeconfig's current context."""
 
-    def __init__(self, kubeconfig: Path, cert_dir: Path, timeout_s: float = 10.0) -> None:
-        doc = yaml.safe_load(Path(kubeconfig).read_text())
-        ctx_name = doc["current-context"]
-        ctx = next(c["context"] for c in doc["contexts"] if c["name"] == ctx_name)
-        cluster = next(c["cluster"] for c in doc["clusters"] if c["name"] == ctx["cluster"])
-        user = next(u["user"] for u in doc["users"] if u["name"] == ctx["user"])
-        self.server = str(cluster["server"]).rstrip("/")
-        cert_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        files = {}
-        for key, name in (("certificate-authority-data", "ca.crt"), ("client-certificate-data", "client.crt"),
-                          ("client-key-data", "client.key")):
-            src = cluster if key.startswith("certificate-authority") else user
-            path = cert_dir / name
-            path.write_bytes(base64.b64decode(src[key]))
-            path.chmod(0o600)
-            files[name] = path
-        self._ctx = ssl.create_default_context(cafile=str(files["ca.crt"]))
-        self._ctx.load_cert_chain(str(files["client.crt"]), str(files["client.key"]))
+    def __init__(self, kubeconfig: Path, timeout_s: float = 10.0) -> None:
+        cfg = Configuration()
+        kube_config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
+        cfg.retries = 0  # an unreachable API server is an error here, not a wait
+        self._api = ApiClient(cfg)
         self._timeout_s = timeout_s
+
+    def close(self) -> None:
+        self._api.close()
 
     def request(self, method: str, path: str, body: Any = None, *,
                 content_type: str = "application/json", query: dict[str, str] | None = None) -> Any:
-        url = self.server + path + (("?" + urllib.parse.urlencode(query)) if query else "")
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": content_type, "Accept": "application/json"})
+        _m, url, headers, data, _ = self._api.param_serialize(
+            method, path, query_params=list((query or {}).items()), body=body,
+            header_params={"Content-Type": content_type, "Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
         try:
-            with urllib.request.urlopen(req, context=self._ctx, timeout=self._timeout_s) as resp:
-                return json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as e:
-            text = e.read().decode(errors="replace")
+            resp = self._api.call_api(method, url, headers, data, _request_timeout=self._timeout_s)
+            raw = resp.read()
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as e:
+            raise KubeError(f"{method} {path}: {type(e).__name__}: {getattr(e, 'reason', None) or e}") from None
+        if resp.status >= 400:
             try:
-                text = json.loads(text).get("message", text)
+                reason = json.loads(raw).get("message", "")
             except (ValueError, AttributeError):
-                pass
-            raise KubeError(f"{method} {path}: HTTP {e.code}: {text}", e.code) from None
-        except (urllib.error.URLError, OSError) as e:
-            raise KubeError(f"{method} {path}: {e}") from None
+                reason = raw[:200].decode(errors="replace")
+            raise KubeError(f"{method} {path}: HTTP {resp.status}: {reason}", resp.status)
+        return json.loads(raw or b"null")
 
     def list(self, path: str, label_selector: str | None = None) -> list[dict[str, Any]]:
         query = {"labelSelector": label_selector} if label_selector else None

@@ -11,6 +11,7 @@ own ``state.json``; ``down`` stops all of it and verifies that nothing is left.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -23,11 +24,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
 
 from mlfootprint.demo import realnode as rn
 from mlfootprint.demo import scenario as scn
@@ -142,6 +148,8 @@ class Demo:
         self.opts = opts
         self.state_dir = opts.state_dir.absolute()
         self.out = out
+        # plain text off a terminal; NO_COLOR and the terminal's width honoured on one
+        self.console = Console(file=out, highlight=False, markup=False, emoji=False, soft_wrap=True)
         self.state = DemoState(cluster_dir=str(self.state_dir / "cluster"))
 
     @property
@@ -149,7 +157,8 @@ class Demo:
         return self.state_dir / STATE_NAME
 
     def say(self, text: str = "") -> None:
-        print(text, file=self.out, flush=True)
+        self.console.print(text)
+        self.out.flush()
 
     def _save(self) -> None:
         self.state.save(self.state_file)
@@ -237,7 +246,7 @@ class Demo:
         self.state.kubeconfig = str(cluster.kubeconfig)
         self._save()
         self.say(f"      API server {cluster.server} ready in {time.monotonic() - t:.1f} s")
-        kube = Kube(cluster.kubeconfig, self.state_dir / "certs")
+        kube = Kube(cluster.kubeconfig)
 
         # 2. CRDs, namespaces, factors
         self.say("[2/6] applying the CRDs and the factors ConfigMap (PUE 1.2, 332 gCO2e/kWh, WUE 0.2 + 1.29 L/kWh) ...")
@@ -313,7 +322,7 @@ class Demo:
         self.state.kubeconfig = str(cluster.kubeconfig)
         self._save()
         self.say(f"      API server {cluster.server}, node {node.name} ({node.ip}) Ready in {time.monotonic() - t:.1f} s")
-        kube = Kube(cluster.kubeconfig, self.state_dir / "certs")
+        kube = Kube(cluster.kubeconfig)
         root = repo_root()
 
         self.say("[2/6] building the exporter/operator image without a registry (hack/image/build.sh) ...")
@@ -429,7 +438,7 @@ class Demo:
         kc = self.state.kubeconfig
         self.say("\n$ kubectl get trainingruns,inferenceservices.mlfootprint.io -A")
         self.say(self.kubectl("get", "trainingruns,inferenceservices.mlfootprint.io", "-A").stdout.rstrip())
-        figures = self.figures(Kube(Path(kc), self.state_dir / "certs"), sc)
+        figures = self.figures(Kube(Path(kc)), sc)
         self.say("\n" + "\n".join(models_lines(figures, sc.final.name, sc.serving.name)))
         html = self.state_dir / "report.html"
         report_json = self.state_dir / "report.json"
@@ -500,8 +509,7 @@ class Driver:
         self.ended: dict[str, str] = {}  # run -> outcome
         self._ips = 0
         self._last_progress = -1.0
-        self._tty = demo.out.isatty()
-        self._line_open = False
+        self._live: Live | None = None  # the status line, rewritten in place on a terminal
 
     def sim_h(self) -> float:
         return (self.clock() - self.t0) * self.sc.time_factor / 3600.0
@@ -522,13 +530,12 @@ class Driver:
         self._event(f"{sc.serving.name} serving: {sc.serving.replicas} vLLM replica(s) x {sc.serving.gpus_per_replica} GPU, "
                     f"diurnal traffic peaking at {sc.serving.peak_requests_per_s:g} requests/s")
         end = self.clock() + sc.wall_s(sc.serving.hours)
-        while self.clock() < end:
-            self._annotate_serving()
-            self._progress("inference", force=False)
-            time.sleep(0.25)
-        self._progress("inference", force=True)
-        if self._tty:
-            self.demo.say("")
+        with self._status_line():
+            while self.clock() < end:
+                self._annotate_serving()
+                self._progress("inference", force=False)
+                time.sleep(0.25)
+            self._progress("inference", force=True)
 
     def _create_run(self, run: scn.Run) -> None:
         ns = self.sc.namespace
@@ -540,6 +547,10 @@ class Driver:
         return self.kube.list(f"/api/v1/namespaces/{self.sc.namespace}/pods", label_selector=label)
 
     def _drive(self, runs: list[scn.Run], stage: str) -> None:
+        with self._status_line():
+            self._drive_stage(runs, stage)
+
+    def _drive_stage(self, runs: list[scn.Run], stage: str) -> None:
         pending = {r.name: r for r in runs}
         stuck_deadline = self.clock() + 60.0
         while pending:
@@ -573,9 +584,6 @@ class Driver:
                     self._event(f"{run.name} {run.outcome.lower()}{why} after {run.hours:g} h on {run.gpus} GPUs")
                     log.info("run ended", extra={"run": run.name, "outcome": run.outcome, "sim_hour": round(self.sim_h(), 2)})
             self._progress(stage, force=not pending)
-            if not pending and self._tty:
-                self.demo.say("")
-                self._line_open = False
             if pending:
                 time.sleep(0.2)
 
@@ -636,18 +644,25 @@ class Driver:
             log.info("annotated serving pod", extra={"pod": meta["name"], "url": url})
 
     def _event(self, text: str) -> None:
-        self._clear_line()
-        self.demo.say(f"      simulated hour {self.sim_h():5.1f} | {text}")
+        self.demo.say(f"      simulated hour {self.sim_h():5.1f} | {text}")  # above the status line
 
-    def _clear_line(self) -> None:
-        if self._tty and self._line_open:
-            self.demo.out.write("\r\033[K")
-            self._line_open = False
+    @contextlib.contextmanager
+    def _status_line(self) -> Iterator[None]:
+        """On a terminal, a status line rewritten in place (left printed at the end)."""
+        if not self.demo.console.is_terminal:
+            yield
+            return
+        with Live(Text(""), console=self.demo.console, auto_refresh=False) as live:
+            self._live = live
+            try:
+                yield
+            finally:
+                self._live = None
 
     def _progress(self, stage: str, force: bool) -> None:
-        """A status line: rewritten in place on a terminal, else printed every 5 s."""
+        """The status line: rewritten in place on a terminal, else printed every 5 s."""
         now = self.clock()
-        if not force and now - self._last_progress < (0.5 if self._tty else 5.0):
+        if not force and now - self._last_progress < (0.5 if self._live else 5.0):
             return
         self._last_progress = now
         running = [r.name for r in self.sc.runs if r.name in self.started and r.name not in self.ended]
@@ -658,11 +673,8 @@ class Driver:
         else:
             what = f"running: {', '.join(running) or '-'}"
         line = f"      simulated hour {self.sim_h():5.1f} | {stage:<17} | {what} | runs succeeded {ok}, failed {failed}"
-        if self._tty:
-            width = shutil.get_terminal_size((160, 24)).columns - 1
-            self.demo.out.write("\r\033[K" + line[:width])
-            self.demo.out.flush()
-            self._line_open = True
+        if self._live is not None:
+            self._live.update(Text(line, no_wrap=True, overflow="ellipsis"), refresh=True)
         else:
             self.demo.say(line)
 
@@ -733,7 +745,9 @@ def status(state_dir: Path, out: TextIO = sys.stdout) -> int:
     if not rows:
         print("demo not running", file=out)
         return 1
+    table = Table("process", "pid", "state", box=None, pad_edge=False)
     for name, pid, up in rows:
         ok &= up
-        print(f"{name:<28} pid {pid:<8} {'running' if up else 'NOT RUNNING'}", file=out)
+        table.add_row(name, str(pid), "running" if up else "NOT RUNNING")
+    Console(file=out, highlight=False, soft_wrap=True).print(table)
     return 0 if ok else 1
