@@ -4,7 +4,8 @@ One source of truth: a value is documented by the ``# --`` comment right above i
 helm-docs reads it (the comment starts at ``# --``, continues over the following ``#`` lines
 up to the key; ordinary comments before ``# --`` are not part of it). A documented key whose
 value is a map is one row (its default is the whole map); an undocumented map is descended
-into. Every row must have a description: :func:`rows` raises naming the key that lacks one.
+into, and so is a documented map whose own keys are documented (its row says so). Every
+row must have a description: :func:`rows` raises naming the key that lacks one.
 
 Run ``python -m mlfootprint.crd.chartreadme`` (``make docs``); a test fails when the README
 differs from what this renders.
@@ -26,6 +27,8 @@ __all__ = ["Row", "UndocumentedValue", "render", "rows"]
 CHART = Path("charts/mlfootprint")
 DOC_START = re.compile(r"^\s*# -- ?(.*)$")
 COMMENT = re.compile(r"^\s*#(?: ?)(.*)$")
+#: the Default cell of a documented map whose keys have rows of their own
+SECTION = object()
 
 
 class UndocumentedValue(ValueError):
@@ -89,7 +92,10 @@ def rows(values_yaml: str) -> list[Row]:
             path = f"{prefix}{key}"
             doc = _doc_above(lines, key_node.start_mark.line)
             sub = value[key]
-            if doc is None and isinstance(value_node, yaml.MappingNode) and sub:
+            section = isinstance(value_node, yaml.MappingNode) and bool(sub)
+            if section and (doc is None or any(_doc_above(lines, k.start_mark.line) for k, _ in value_node.value)):
+                if doc is not None:  # a documented section whose keys are documented too
+                    out.append(Row(path, "object", SECTION, doc))
                 walk(value_node, sub, f"{path}.")
                 continue
             if doc is None:
@@ -107,6 +113,8 @@ def _cell(text: str) -> str:
 
 
 def _default(value: Any) -> str:
+    if value is SECTION:
+        return "(the keys below)"
     return "`" + _cell(json.dumps(value, separators=(",", ":"), ensure_ascii=False)) + "`"
 
 
@@ -167,12 +175,17 @@ def render(chart_dir: Path = CHART) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chart", type=Path, default=CHART, help="chart directory (default: %(default)s)")
+    parser.add_argument("--check", action="store_true", help="only check: exit 1 when the README is stale")
     args = parser.parse_args(argv)
     try:
         text = render(args.chart)
     except UndocumentedValue as e:
         parser.exit(2, f"chartreadme: {e}\n")
     path = args.chart / "README.md"
+    if args.check:
+        if not path.exists() or path.read_text() != text:
+            parser.exit(1, f"chartreadme: {path} is stale: run `make docs`\n")
+        return 0
     path.write_text(text)
     print(path)
     return 0
