@@ -124,17 +124,6 @@ def _pins(text: str) -> dict[str, str]:
     return {re.sub(r"[-_.]+", "-", n).lower(): v for n, v in re.findall(r"^([A-Za-z0-9_.-]+)==([^\s;\\]+)", text, re.M)}
 
 
-def test_baseline_image_has_the_baselines_runtime_pins(baseline: Baseline) -> None:
-    """The baseline image installs this tree's runtime lock (0.1.0's lock has no hashes and
-    includes the test tools): faithful only if 0.1.0 pinned the same version of every one."""
-    ours = _pins((REPO / "requirements.lock").read_text())
-    theirs = _pins((baseline.tree / "requirements.lock").read_text())
-    assert {n: theirs.get(n) for n in ours} == ours
-    ours_deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
-    theirs_deps = tomllib.loads((baseline.tree / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert ours_deps == theirs_deps
-
-
 # ----------------------------------------------------------------- recording
 
 
@@ -440,8 +429,8 @@ def upgrade(real_cluster: DevCluster, node_image: BuiltImage, baseline: Baseline
         before_j = _gpu_j(_run(cluster, "train")["status"])
         t0 = time.monotonic()
         _helm(cluster, "upgrade", RELEASE, str(REPO / "charts/mlfootprint"), "-n", NS, "--reuse-values",
-              "--set", "exporter.podAnnotations.mlfootprint\\.dev/rollout=2",
-              "--set", "operator.podAnnotations.mlfootprint\\.dev/rollout=2", "--wait", "--timeout", "5m")
+              "--set-string", "exporter.podAnnotations.mlfootprint\\.dev/rollout=2",
+              "--set-string", "operator.podAnnotations.mlfootprint\\.dev/rollout=2", "--wait", "--timeout", "5m")
         timings["rollout_s"] = time.monotonic() - t0
         wait_until(lambda: _gpu_j(_run(cluster, "train")["status"]) > before_j + 10_000, 120,
                    "TrainingRun train to go on after the rollout")
@@ -562,3 +551,14 @@ def test_no_energy_lost_or_doubled_across_the_upgrades(upgrade: Upgrade, name: s
     assert billed_after_j >= truth_j - tol, f"{name}: {truth_j - billed_after_j:.0f} J lost after the upgrade"
     assert billed_after_j <= truth_j + tail_max_j + tol, \
         f"{name}: {billed_after_j - truth_j - tail_max_j:.0f} J more than the truth (double counted)"
+
+
+def test_baseline_image_has_the_baselines_runtime_pins(baseline: Baseline) -> None:
+    """The baseline image installs this tree's runtime lock (0.1.0's lock has no hashes and
+    includes the test tools): faithful only if 0.1.0 pinned the same version of every one."""
+    ours = _pins((REPO / "requirements.lock").read_text())
+    theirs = _pins((baseline.tree / "requirements.lock").read_text())
+    assert {n: theirs.get(n) for n in ours} == ours
+    ours_deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    theirs_deps = tomllib.loads((baseline.tree / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert ours_deps == theirs_deps
