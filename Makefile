@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export MLFOOTPRINT_CACHE ?= $(HOME)/.cache/mlfootprint
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv tools test test-unit test-cluster faults bench demo demo-down crds lock image clean
+.PHONY: help venv tools test test-unit test-cluster faults bench demo demo-down crds lock image clean version docs dist
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -53,6 +53,20 @@ lock: ## Re-pin requirements.lock (runtime, the image's) and requirements-dev.lo
 
 image: venv ## Build the exporter/operator image without a registry or daemon: _out/mlfootprint-<version>.oci.tar
 	bash hack/image/build.sh
+
+V ?=
+version: venv ## Print the version (mlfootprint.__version__); `make version V=X.Y.Z` sets it and regenerates what carries it
+ifneq ($(V),)
+	$(PY) hack/release/version.py --write $(V) >/dev/null
+	$(MAKE) --no-print-directory crds docs >/dev/null
+endif
+	@$(PY) hack/release/version.py
+
+docs: venv ## Regenerate the chart's README (charts/mlfootprint/README.md) from the comments of values.yaml
+	$(PY) -m mlfootprint.crd.chartreadme
+
+dist: venv ## Wheel, sdist, packaged chart and CRD bundle of one version into _out/dist (checks version, CHANGELOG, generated files)
+	bash hack/release/dist.sh
 
 clean: ## Remove the virtual environment and caches in the tree
 	rm -rf $(VENV) .pytest_cache .hypothesis .benchmarks

@@ -13,7 +13,10 @@
 #
 # Usage: hack/image/build.sh [OUT]   (default _out/mlfootprint-<version>.oci.tar)
 # Environment: IMAGE (reference stored in the archive, default the chart's
-#   ghcr.io/mlfootprint/mlfootprint:<appVersion>), MIRROR (Debian sources for mmdebstrap, default
+#   ghcr.io/mlfootprint/mlfootprint:<appVersion>), SOURCE (the source tree whose package goes
+#   into the app layer and whose chart's appVersion tags it, default this tree; e.g. a
+#   `git archive` of an older release, which has no builder of its own: its runtime lock must
+#   pin what this tree's does, tests/realnode/test_upgrade.py checks that), MIRROR (Debian sources for mmdebstrap, default
 #   the host's /etc/apt/sources.list.d/debian.sources, else http://deb.debian.org/debian),
 #   PYTHON (a Python 3.11 with pip, default .venv/bin/python), MLFOOTPRINT_CACHE.
 # Needs root (mmdebstrap, chroot and umoci keep file ownership) and `make tools`
@@ -23,7 +26,8 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
 CACHE="${MLFOOTPRINT_CACHE:-$HOME/.cache/mlfootprint}"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
-VERSION="$(awk '/^appVersion:/ {gsub(/"/, "", $2); print $2}' charts/mlfootprint/Chart.yaml)"
+SOURCE="$(cd "${SOURCE:-$ROOT}" && pwd)"
+VERSION="$(awk '/^appVersion:/ {gsub(/"/, "", $2); print $2}' "$SOURCE/charts/mlfootprint/Chart.yaml")"
 IMAGE="${IMAGE:-ghcr.io/mlfootprint/mlfootprint:$VERSION}"
 OUT="${1:-$ROOT/_out/mlfootprint-$VERSION.oci.tar}"
 SUITE=bookworm
@@ -99,8 +103,8 @@ else
   log "base layer: cached in $base"
 fi
 
-# App layer: the wheel of this tree, installed into the base's venv in a chroot.
-"$PYTHON" -m pip wheel -q --no-deps --no-build-isolation -w "$work/dist" . >/dev/null
+# App layer: the wheel of the source tree, installed into the base's venv in a chroot.
+"$PYTHON" -m pip wheel -q --no-deps --no-build-isolation -w "$work/dist" "$SOURCE" >/dev/null
 wheel="$(ls "$work"/dist/mlfootprint-*.whl)"
 cp -a "$base/oci" "$work/oci"
 umoci unpack --image "$work/oci:base" "$work/bundle" >/dev/null

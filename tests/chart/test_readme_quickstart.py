@@ -31,3 +31,9 @@ def test_readme_quickstart_renders() -> None:
     docs = [d for d in yaml.safe_load_all(out) if d]
     kinds = {d["kind"] for d in docs}
     assert {"DaemonSet", "Deployment", "ConfigMap"} <= kinds
+    # issue 16: the image comes from the user's registry, tagged with the chart's version
+    import mlfootprint  # noqa: PLC0415
+
+    images = {c["image"] for d in docs if d["kind"] in ("DaemonSet", "Deployment")
+              for c in d["spec"]["template"]["spec"]["containers"]}
+    assert images == {f"registry.example.com/mlfootprint:{mlfootprint.__version__}"}

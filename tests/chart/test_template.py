@@ -105,6 +105,16 @@ def test_template_properties(values: tuple[Path, ...]) -> None:
         assert "nvidia.com/gpu.present" in keys
     host_volumes = {v["name"]: v["hostPath"]["path"] for v in spec["volumes"] if "hostPath" in v}
     mounts = {m["name"]: m for m in ex["volumeMounts"]}
+    # The state directory is the one host path written: on the node, one per release, so a
+    # replaced pod resumes its counters (issue 16); "" keeps it in an emptyDir.
+    (state,) = [v for v in spec["volumes"] if v["name"] == "state"]
+    state_base = ex_values.get("state", {}).get("hostPath", "/var/lib/mlfootprint")
+    if state_base:
+        assert state["hostPath"] == {"path": f"{state_base.rstrip('/')}/mlfootprint.mlf", "type": "DirectoryOrCreate"}
+        assert mounts["state"].get("readOnly") is not True
+        host_volumes.pop("state")
+    else:
+        assert "emptyDir" in state
     for name in host_volumes:
         assert mounts[name].get("readOnly") is True, f"hostPath volume {name} mounted read-write"
     gpu_source = ex_values.get("gpuSource", "nvml")
@@ -119,7 +129,7 @@ def test_template_properties(values: tuple[Path, ...]) -> None:
     else:
         assert "pod-resources" not in host_volumes
     host_source = ex_values.get("hostSource", "auto")
-    types = {v["name"]: v["hostPath"].get("type") for v in spec["volumes"] if "hostPath" in v}
+    types = {v["name"]: v["hostPath"].get("type") for v in spec["volumes"] if "hostPath" in v and v["name"] != "state"}
     if host_source == "auto":  # /sys always exists; a missing powercap dir must not fail the pod
         assert host_volumes["sys"] == "/sys" and "powercap" not in host_volumes
     elif host_source == "rapl":
@@ -127,7 +137,7 @@ def test_template_properties(values: tuple[Path, ...]) -> None:
     # every host path is checked by the kubelet: no `type: ""` that lets the runtime mkdir in /sys
     assert all(t == "Directory" for t in types.values()), types
     if spec["securityContext"].get("runAsUser") == 0:
-        assert {"pod-resources", "powercap", "sys"} & set(host_volumes), "root without a root-owned host file"
+        assert {"pod-resources", "powercap", "sys"} & set(host_volumes) or state_base, "root without a root-owned host file"
 
     # The exporter accepts exactly these settings (unknown MLFOOTPRINT_EXPORTER_* fail its start).
     from mlfootprint.exporter.config import load_config

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from mlfootprint import __version__
 from mlfootprint.crd.models import (
     GROUP,
     VERSION,
@@ -121,7 +122,9 @@ def _crd(
         "kind": "CustomResourceDefinition",
         "metadata": {
             "name": f"{plural}.{GROUP}",
-            "labels": {"app.kubernetes.io/part-of": "mlfootprint"},
+            # the release that shipped this schema: `kubectl get crd -L app.kubernetes.io/version`
+            # shows whether the CRDs were applied with the chart (docs/install.md#upgrading)
+            "labels": {"app.kubernetes.io/part-of": "mlfootprint", "app.kubernetes.io/version": __version__},
         },
         "spec": {
             "group": GROUP,

@@ -11,7 +11,10 @@ Every number is validated when loaded (finite, non-negative, within physical bou
 that does not validate is set aside (renamed ``<name>.bad-<unix time>``) with a log line and
 an error count; the exporter then starts from zero with new counter start times, which the
 operator reads as new series (``mlfootprint_pod_start_time_seconds``), so nothing is doubled.
-Version 1 files (before start times and hardware baselines existed) are migrated.
+Version 1 files (0.1.0: before start times and hardware baselines existed) are migrated: their
+containers' counters continue, with the start :data:`V1_START_UNIX`, which is older than any
+observation an operator made of them, so that it reads them as the counters it knew
+(mlfootprint.operator.ledger), not as new ones.
 """
 
 from __future__ import annotations
@@ -52,6 +55,11 @@ PowerW = Annotated[float, Field(ge=0, le=MAX_POWER_W, allow_inf_nan=False)]
 UnixTime = Annotated[float, Field(gt=0, lt=1e11, allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=0, le=10**12)]
 Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+#: Start of the counters of a container migrated from a version 1 file, which kept none: the
+#: counters continue 0.1.0's, begun at an unknown time before any operator read them (one
+#: second after the epoch, as the start time must be positive). A migration time here would
+#: tell an operator that they started after its last read: from zero, all new (doubled).
+V1_START_UNIX = 1.0
 
 
 class _Model(BaseModel):
@@ -147,7 +155,7 @@ def _migrate_v1(doc: dict, now_unix: float) -> dict:  # type: ignore[type-arg]
                 "namespace": c.get("namespace"),
                 "pod": c.get("pod"),
                 "container": c.get("container"),
-                "start_unix": now_unix,
+                "start_unix": V1_START_UNIX,
                 "gpu": [{"gpu_uuid": u, "gpu_model": m, "energy_j": j} for u, m, j in c.get("gpu_j", [])],
                 "host_j": c.get("host_j", {}),
                 "alloc_s": c.get("alloc_s", {}),

@@ -15,8 +15,16 @@ per-container counters carry the unix time the exporter started counting them
   (docs/exporter.md#restarts), so rebasing on the lower value would add that span twice;
 * an *older* start than the ledger's -> a stale incarnation (an old series that reappeared):
   ignored;
-* no start (an exporter older than 0.2, or a ledger written by operator 0.1) -> the classic
-  Prometheus rule: lower means reset, the new value is new.
+* a start where the ledger has none (its last value came from an exporter older than 0.2, or
+  from a ledger written by operator 0.1): a start *after* the ledger's last observation means
+  the counters began after that value was read (an exporter that came up without its state,
+  e.g. replacing 0.1.0's, whose state was in an emptyDir) -> all of the value is new; a start
+  before it means the same counters (an exporter that migrated 0.1's state file: its series
+  carry the start :data:`mlfootprint.exporter.state.V1_START_UNIX`) -> growth, a drop is a
+  rollback. The classic rule below would take a young run's fresh counters, once they exceed
+  its old value, for growth and drop that old value (found by tests/realnode/test_upgrade.py);
+* no start on either side, or none in the observation (an exporter older than 0.2) -> the
+  classic Prometheus rule: lower means reset, the new value is new.
 
 Serving engines' counters (InferenceService) are kept per pod and per label set, so a label
 set that vanishes from a sum is not a reset. A decrease is a reset only when the engine
@@ -41,6 +49,7 @@ into carbon and water with the factors in force for the interval they were measu
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -227,8 +236,11 @@ def _grow(last: float, cur: float) -> tuple[float, bool]:
     return 0.0, True
 
 
-def _container_delta(entry: SeriesCounters | None, obs: ContainerObs, folded: Mapping[str, float]) -> tuple[SeriesCounters | None, Increment, str | None]:
-    """New ledger entry, the increment, and an anomaly kind (or None)."""
+def _container_delta(
+    entry: SeriesCounters | None, obs: ContainerObs, folded: Mapping[str, float], last_read_s: float | None = None
+) -> tuple[SeriesCounters | None, Increment, str | None]:
+    """New ledger entry, the increment, and an anomaly kind (or None). ``last_read_s``: unix
+    time of the ledger's last observation (its ``observedAt``)."""
     inc = Increment()
     new = SeriesCounters(
         node=obs.node, start=obs.start, gpu_j=obs.gpu_j, cpu_j=obs.cpu_j, dram_j=obs.dram_j,
@@ -242,6 +254,13 @@ def _container_delta(entry: SeriesCounters | None, obs: ContainerObs, folded: Ma
         _fill(inc, obs.gpu_j, obs.cpu_j, obs.dram_j, obs.swings, obs.alloc_s, obs.node)
         _fill_power(inc, list(obs.power_s), obs.limit_w)
         return new, inc, None
+    if entry.start is None and obs.start is not None and last_read_s is not None and obs.start > last_read_s:
+        # counters that began after the ledger's last read of this series: from zero
+        _fill(inc, obs.gpu_j, obs.cpu_j, obs.dram_j, obs.swings, obs.alloc_s, obs.node)
+        _fill_power(inc, list(obs.power_s), obs.limit_w)
+        return new, inc, None
+    if entry.start is None and obs.start is not None:  # the same counters, now with their start
+        entry = entry.model_copy(update={"start": obs.start})
     if entry.start is not None and obs.start is not None:
         if obs.start < entry.start:
             return entry, inc, "StaleSeries"
@@ -398,6 +417,7 @@ def advance(
     and the anomalies found.
     """
     live = set(live_pods)
+    last_read_s = _unix(ledger.observed_at)
     series = dict(ledger.series or {})
     serving_entries = dict(ledger.serving or {})
     folded = dict(ledger.folded or {})
@@ -417,7 +437,7 @@ def advance(
     for (pod, container), obs in sorted((containers or {}).items()):
         name = series_name(pod, container)
         seen.add(name)
-        entry, part, problem = _container_delta(series.get(name), obs, folded)
+        entry, part, problem = _container_delta(series.get(name), obs, folded, last_read_s)
         if entry is not None:
             series[name] = entry
         if problem:
@@ -456,6 +476,16 @@ def advance(
         update={"series": series or None, "serving": serving_entries or None, "folded": folded or None, "counters": None}
     )
     return new, inc, anomalies
+
+
+def _unix(text: str | None) -> float | None:
+    """An RFC 3339 timestamp as unix seconds (None for none or an unreadable one)."""
+    if not text:
+        return None
+    try:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 # ----------------------------------------------------------------------------- totals
