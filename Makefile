@@ -38,9 +38,10 @@ demo: venv tools ## The main job: local control plane, simulated GPU nodes, expo
 demo-down: ## Stop everything `make demo` started
 	bash hack/demo-down.sh
 
-crds: venv ## Regenerate crds/ (and the chart's copy) from the pydantic models
+crds: venv ## Regenerate crds/, the chart's copy, docs/crds.md and the chart's factors schema from the pydantic models
 	$(PY) -m mlfootprint.crd.generate --out crds
 	$(PY) -m mlfootprint.crd.reference > docs/crds.md
+	$(PY) -m mlfootprint.crd.chartschema
 
 lock: ## Re-pin requirements.lock from pyproject.toml
 	$(PYTHON) -m pip install -q uv

@@ -85,6 +85,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     om.set_run(RunFigures(
         namespace="ml", name="r", kind="InferenceService", phase="inference", model="m", budget_co2e_g=1.0,
         budget_used_ratio=0.5, requests=1.0, joules_per_token=1.0, co2e_g_per_request=1.0, breakeven_ratio=0.1,
+        power_cap_w=490.0, power_cap_saving_ratio=0.2,
     ))
     om.set_factors_valid("mlfootprint", "mlfootprint-factors", True)
     om.set_source_up("scrape", True)

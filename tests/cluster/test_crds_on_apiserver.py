@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import Kubectl
+from tests.conftest import Kubectl, apply_crds
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.cluster
@@ -18,11 +18,7 @@ pytestmark = pytest.mark.cluster
 
 @pytest.fixture(scope="module", autouse=True)
 def crds(kubectl: Kubectl) -> None:
-    kubectl("apply", "-f", str(ROOT / "crds"))
-    kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s",
-        "crd/trainingruns.mlfootprint.io", "crd/inferenceservices.mlfootprint.io",
-    )
+    apply_crds(kubectl, str(ROOT / "crds"), ("trainingruns.mlfootprint.io", "inferenceservices.mlfootprint.io"))
 
 
 def test_crds_are_established_with_names_and_categories(kubectl: Kubectl) -> None:

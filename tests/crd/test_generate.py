@@ -62,7 +62,7 @@ def test_printer_columns_and_names() -> None:
         "Phase", "Model", "GPUs", "Energy (kWh)", "tCO2e", "Water (L)", "Age",
     ]
     assert [n for n, c in cols.items() if c.get("priority") == 1] == [
-        "Embodied (kgCO2e)", "Avg power (W)", "Budget",
+        "Embodied (kgCO2e)", "Host emb. (kgCO2e)", "Avg power (W)", "Cap advice (W)", "Budget",
     ]
     assert cols["tCO2e"]["jsonPath"] == ".status.carbon.totalTonnes"
     isvc = all_crds()["mlfootprint.io_inferenceservices.yaml"]["spec"]
@@ -102,3 +102,42 @@ def test_crd_reference_doc_is_current() -> None:
     from mlfootprint.crd.reference import render_reference
 
     assert (ROOT / "docs" / "crds.md").read_text() == render_reference(), "docs/crds.md is stale: run `make crds`"
+
+
+def test_no_schema_key_is_a_yaml_1_1_boolean() -> None:
+    """The API server decodes CRD YAML with a YAML 1.1 parser: a property or required entry
+    named y/n/yes/no/on/off would become a boolean (a field `n` broke the CRD once)."""
+    from mlfootprint.crd.generate import all_crds
+
+    booleans = {"y", "n", "yes", "no", "on", "off", "true", "false"}
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "properties":
+                    assert not booleans & {k.lower() for k in value}, value.keys()
+                if key == "required":
+                    assert not booleans & {k.lower() for k in value}, value
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    for crd in all_crds().values():
+        walk(crd)
+
+
+def test_the_charts_factors_schema_is_generated_from_the_operators_model() -> None:
+    """values.schema.json's factors subtree accepts what the operator accepts (make crds)."""
+    import json
+    from pathlib import Path
+
+    from mlfootprint.crd.chartschema import SCHEMA, updated
+
+    path = Path(__file__).resolve().parents[2] / SCHEMA
+    current = json.loads(path.read_text())
+    assert current == updated(current), "charts/mlfootprint/values.schema.json is stale: run `make crds`"
+    factors = current["properties"]["factors"]["properties"]
+    regions = factors["region"]["anyOf"][1]["enum"]
+    assert "DEU" in regions and "DE" in regions and "XX" not in regions  # the codes the operator knows
+    assert factors["pue"]["anyOf"][0]["maximum"] == 5.0

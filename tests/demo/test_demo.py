@@ -74,6 +74,13 @@ def test_short_demo_end_to_end(tmp_path: Path) -> None:
             assert (st.get("carbon") or {}).get("totalTonnes", 0) > 0, f"{who}: no tCO2e: {st}"
         # the table a person sees shows the tCO2e column with the figures
         assert "TCO2E" in up.stdout and "llama-8b-final" in up.stdout
+        # and the methodology's models (issue 14): host embodied, checkpoint swings, cap advice, e(Tin, Tout)
+        final = next(o["status"] for o in objs if o["metadata"]["name"] == "llama-8b-final")
+        assert final["carbon"]["embodiedHostKg"] > 0 and final["power"]["swings"] > 0, final
+        assert final["powerCap"]["status"] == "recommend", final.get("powerCap")
+        serving = next(o["status"] for o in objs if o["kind"] == "InferenceService")
+        assert serving["inference"]["workloadModel"]["intervals"] >= 3, serving["inference"]
+        assert "power-cap advice:" in up.stdout and "e(Tin, Tout) =" in up.stdout and "power swings" in up.stdout
 
         report = json.loads((state / "report.json").read_text())
         lifecycle = {lc["model"]: lc for lc in report["lifecycle"]}

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from mlfootprint.demo import scenario as scn
 from mlfootprint.demo.procs import DemoState, group_members, is_running, spawn, stop_all
-from mlfootprint.demo.servingsim import SimClock, TrafficProfile, cumulative_rate_s, make_server, render
+from mlfootprint.demo.servingsim import SimClock, TrafficProfile, cumulative_mixed_rate_s, cumulative_rate_s, make_server, render
+from mlfootprint.exporter.gpu_sim import OUTPUT_MIX_PERIOD_S, OUTPUT_MIX_PHASE, PROMPT_MIX_PERIOD_S, request_mix
 from mlfootprint.exporter.gpu_sim import request_rate
 
 
@@ -37,20 +38,33 @@ def _value(text: str, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
 
 
+def test_mixed_rate_is_the_integral_of_rate_times_mix() -> None:
+    for t0, t1 in ((0.0, 3600.0), (1.7e9, 1.7e9 + 86400.0)):
+        n = 20000  # midpoint rule
+        h = (t1 - t0) / n
+        for period, phase, which in ((PROMPT_MIX_PERIOD_S, 0.0, 0), (OUTPUT_MIX_PERIOD_S, OUTPUT_MIX_PHASE, 1)):
+            expected = sum(request_rate(t) * request_mix(t)[which] for t in (t0 + (i + 0.5) * h for i in range(n))) * h
+            got = cumulative_mixed_rate_s(t1, period, phase) - cumulative_mixed_rate_s(t0, period, phase)
+            assert got == pytest.approx(expected, rel=1e-6)
+
+
 def test_render_uses_vllm_names_and_per_pod_share() -> None:
     p = TrafficProfile(peak_requests_per_s=10.0, prompt_tokens_per_request=100, output_tokens_per_request=50)
     whole = render(p, 0.0, 86400.0)
     half = render(p, 0.0, 86400.0, share=0.5)
     # one day of the profile averages 0.5 of the peak: 10 * 0.5 * 86400 requests
     assert _value(whole, "vllm:request_success_total") == pytest.approx(432000, abs=2)
-    assert _value(whole, "vllm:prompt_tokens_total") == pytest.approx(43_200_000, abs=200)
-    assert _value(whole, "vllm:generation_tokens_total") == pytest.approx(21_600_000, abs=100)
+    # tokens: the drifting mix changes the mean sizes, within the mix amplitude
+    prompt, output = p.tokens_between(0.0, 86400.0)
+    assert _value(whole, "vllm:prompt_tokens_total") == pytest.approx(prompt, abs=1)
+    assert _value(whole, "vllm:generation_tokens_total") == pytest.approx(output, abs=1)
+    assert 0.65 * 43_200_000 < prompt < 1.35 * 43_200_000 and 0.65 * 21_600_000 < output < 1.35 * 21_600_000
     assert _value(half, "vllm:request_success_total") == pytest.approx(216000, abs=2)
     assert "# TYPE vllm:request_success_total counter" in whole
 
 
 def test_server_paths() -> None:
-    clock = SimClock(3600.0)
+    clock = SimClock.hourly(3600.0)
     server = make_server("127.0.0.1", 0, TrafficProfile(), clock, replicas=2)
     import threading
 
@@ -160,3 +174,27 @@ def test_down_without_a_demo_is_fine(tmp_path) -> None:
     proc = subprocess.run([sys.executable, "-m", "mlfootprint.demo", "down", "--state-dir", str(tmp_path / "none")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "no demo running" in proc.stdout
+
+
+def test_models_summary_lines() -> None:
+    from mlfootprint.demo.models_summary import models_lines
+
+    figs = {
+        "TrainingRun/final": {
+            "carbon": {"embodiedKg": 3.0, "embodiedGpuKg": 0.5, "embodiedHostKg": 2.5},
+            "factors": {"embodiedNodes": ["dgx-h100"]},
+            "power": {"swings": 96, "p50W": 583.3, "p90W": 612.8, "p99W": 619.5, "limitW": 700},
+            "powerCap": {"status": "recommend", "recommendedCapW": 490, "energySavedPct": 13.8, "timeAddedPct": 4.0,
+                         "co2eSavedKg": 5.8},
+        },
+        "InferenceService/chat": {
+            "inference": {"gpuJoulesPerToken": 0.2, "joulesPerToken": 0.26, "kWhPer1kRequests": 0.0138,
+                          "workloadModel": {"a0": 0.0047, "a1": 0.17, "a2": 5.1e-5, "r2": 0.93, "intervals": 10}},
+        },
+    }
+    text = "\n".join(models_lines(figs, "final", "chat"))
+    assert "GPUs 0.5 + hosts 2.5 (dgx-h100 bill of materials)" in text
+    assert "96 power swings" in text and "p50/p90/p99 583.3/612.8/619.5 W of a 700 W limit" in text
+    assert "power-cap advice: 490 W saves ~13.8 % GPU energy for +4 % time (5.8 kgCO2e so far)" in text
+    assert "e(Tin, Tout) = 0.0047·Tin + 0.17·Tout + 5.1e-05·Tin·Tout GPU J per request (R² 0.93, 10 intervals)" in text
+    assert "not enough intervals" in "\n".join(models_lines({"InferenceService/chat": {"inference": {}}}, "final", "chat"))

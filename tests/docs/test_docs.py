@@ -28,6 +28,16 @@ def test_configuration_exporter_example_loads(tmp_path: Path) -> None:
     assert cfg.state_file == Path("/var/lib/mlfootprint/exporter-state.json")
 
 
+#: ConfigMap key -> the Factors field it sets
+_WIRE = {
+    "pue": "pue", "marketCarbonIntensity": "market_carbon_intensity_g_per_kwh", "wueOnsite": "wue_onsite_l_per_kwh",
+    "wueOffsite": "wue_offsite_l_per_kwh", "onsiteWaterBasis": "onsite_water_basis", "embodiedGpu": "embodied_gpu",
+    "embodiedHost": "embodied_host", "gpuLifetimeYears": "gpu_lifetime_years", "hostLifetimeYears": "host_lifetime_years",
+    "region": "region",
+}
+_WIRE = {v: k for k, v in _WIRE.items()}
+
+
 @pytest.mark.parametrize("doc", ["docs/configuration.md", "docs/factors.md"])
 def test_factors_configmap_examples_parse(doc: str) -> None:
     maps = [
@@ -36,8 +46,18 @@ def test_factors_configmap_examples_parse(doc: str) -> None:
     ]
     assert maps, f"{doc} has no mlfootprint-factors example"
     for cm in maps:
-        layer = parse_factors(cm["data"], source=f"{doc} example")
-        assert layer is not None
+        layer = parse_factors(cm["data"], source=f"{doc} example")  # raises FactorsError naming the field
+        # every key of the example took effect (a field the parser ignored would be a doc lie)
+        keys = set(cm["data"]) | set((yaml.safe_load(cm["data"].get("factors.yaml", "")) or {}))
+        keys.discard("factors.yaml")
+        taken = {_WIRE.get(k, k) for k in layer.fields}
+        if layer.carbon_intensity is not None:
+            taken |= {"carbonIntensity", "region"} & keys
+        if layer.embodied is not None:
+            taken.add("embodied")
+        if layer.cap_curves is not None:
+            taken.add("powerCapCurves")
+        assert keys <= taken, f"{doc}: example keys without effect: {sorted(keys - taken)}"
 
 
 @pytest.mark.parametrize("path", DOCS, ids=lambda p: str(p.relative_to(ROOT)))

@@ -169,4 +169,4 @@ def test_host_conservation_pods_plus_unattributed_equals_measured(cpu, busy, tot
         pods_j = math.fsum(parts[comp] for parts in r.host_energy_j.values())
         assert pods_j + r.host_unattributed_j[comp] == pytest.approx(measured, rel=1e-9, abs=1e-6)
         if busy is not None and total:
-            assert pods_j <= measured * min(busy, total) / total * (1 + 1e-9) + 1e-6
+            assert pods_j <= measured * (min(busy, total) / total) * (1 + 1e-9) + 1e-6

@@ -275,3 +275,37 @@ def test_grace_counts_wall_seconds_under_an_accelerated_clock(clock: FakeClock) 
     clock.advance(1440.0)
     wall.advance(1.5)
     assert not any(c.key == A for c in mon.cycle().containers)
+
+
+def test_power_ratio_histogram_counts_seconds_at_each_share_of_the_limit(clock: FakeClock) -> None:
+    mon, gpus, _ = make(clock)
+    mon.cycle()
+    mon.cycle()  # shares known: A holds G0 (700 W limit)
+    for step in range(40):  # 1 s at 600 W, 1 s at 100 W, twice, sampled at 10 Hz
+        clock.advance(0.1)
+        gpus.gpus[0].power_w = 600.0 if (step // 10) % 2 == 0 else 100.0
+        mon.sample()
+    snap = mon.cycle()
+    a = next(c for c in snap.containers if c.key == A)
+    buckets = dict(zip((0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, math.inf), a.power_ratio_s, strict=True))
+    assert buckets[0.1] == 0.0
+    assert buckets[0.2] == pytest.approx(2.0)  # 100/700 = 0.14 for 2 s
+    assert buckets[0.8] == pytest.approx(2.0)
+    assert buckets[0.9] == pytest.approx(4.0)  # 600/700 = 0.86 for 2 s more
+    assert buckets[math.inf] == pytest.approx(4.0)  # the cycle's own sample adds no time
+    assert a.power_ratio_sum == pytest.approx(2 * 600 / 700 + 2 * 100 / 700)
+    assert a.power_limit_w == 700.0
+
+
+def test_the_power_limit_outlives_the_container(clock: FakeClock) -> None:
+    """The histogram's last seconds (sampled before the pod's end was seen) keep their limit."""
+    mon, gpus, pods = make(clock)
+    mon.cycle()
+    mon.cycle()
+    for _ in range(5):
+        clock.advance(0.1)
+        mon.sample()
+    pods.containers = []  # a ended
+    snap = mon.cycle()
+    a = next(c for c in snap.containers if c.key == A)
+    assert a.power_ratio_s[-1] == pytest.approx(0.5) and a.power_limit_w == 700.0

@@ -173,3 +173,33 @@ def test_profile_edges_are_the_power_steps() -> None:
         at = profile_power_w("training", e, 700.0, 0, 0, phase)
         assert abs(before - at) > 0.5 * 700
     assert profile_edges("idle", 0.0, 3600.0, phase) == []
+
+
+def test_the_gpus_of_one_job_checkpoint_together() -> None:
+    """A data-parallel job checkpoints on all its GPUs at once: its container's power swings
+    (with independent phases the dips would average out over its GPUs and never count)."""
+    wall = FakeClock(1_700_000_000.0)
+    errors = ErrorCounter()
+    gpu = SimulatedGpuSource(errors, count=4, seed=2, node="n", time_factor=1440.0, unix_clock=wall)
+    job = [ContainerInfo(key("train"), tuple(("nvidia.com/gpu", u) for u in gpu.uuids), profile="training")]
+
+    class Pods:
+        name = "pods"
+
+        def list(self, now_s: float) -> PodListing:
+            return PodListing(tuple(job))
+
+        def close(self) -> None:
+            pass
+
+    mon = Monitor("n", errors, gpu=gpu, pods=Pods(), clock=gpu.clock, wall_clock=wall, swing_window_s=1.0)
+    mon.cycle()
+    edges = {tuple(profile_edges("training", 0.0, 7200.0, g.phase)) for g in gpu._gpus}
+    assert len(edges) == 1  # one phase for the whole job
+    for tick in range(300):
+        wall.advance(0.1)
+        mon.sample()
+        if tick % 10 == 9:
+            mon.cycle()
+    train = next(c for c in mon.cycle().containers if c.key == key("train"))
+    assert train.swings >= 2 * (30 * 1440 / CHECKPOINT_PERIOD_S) - 2  # down and up at each checkpoint

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Kubectl
+from tests.conftest import Kubectl, apply_crds
 from tests.text_server import TextServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,6 +58,8 @@ class PodCounters:
     min_w: float = 0.0
     gpu_model: str = "H100"
     start: float | None = None  # mlfootprint_pod_start_time_seconds (None: an exporter without it)
+    power_s: tuple[float, ...] | None = None  # mlfootprint_pod_gpu_power_ratio buckets (cumulative seconds)
+    limit_w: float = 700.0
 
 
 @dataclass
@@ -93,6 +95,10 @@ class FixtureExporter:
             ]
             if c.start is not None:
                 lines.append(f"mlfootprint_pod_start_time_seconds{{{base}}} {c.start!r}")
+            if c.power_s is not None:
+                bounds = ["0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "1.0", "+Inf"]
+                lines += [f'mlfootprint_pod_gpu_power_ratio_bucket{{{base},le="{le}"}} {v!r}' for le, v in zip(bounds, c.power_s, strict=True)]
+                lines.append(f"mlfootprint_pod_gpu_power_limit_watts{{{base}}} {c.limit_w!r}")
         self.server.set(self.path, "\n".join(lines) + "\n")
 
 
@@ -112,11 +118,7 @@ def exporter(pages: PageServer) -> FixtureExporter:
 
 @pytest.fixture(scope="session")
 def crds(kubectl: Kubectl) -> None:
-    kubectl("apply", "-f", str(ROOT / "crds"))
-    kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s",
-        "crd/trainingruns.mlfootprint.io", "crd/inferenceservices.mlfootprint.io",
-    )
+    apply_crds(kubectl, str(ROOT / "crds"), ("trainingruns.mlfootprint.io", "inferenceservices.mlfootprint.io"))
 
 
 class OperatorHandle:
@@ -151,6 +153,19 @@ class OperatorHandle:
     def metrics(self) -> str:
         with urllib.request.urlopen(self.metrics_url, timeout=5) as r:
             return r.read().decode()
+
+    def refreshes(self, kind: str = "TrainingRun") -> float:
+        """Refreshes completed so far (the refresh histogram's count; failures included)."""
+        total = 0.0
+        for line in self.metrics().splitlines():
+            if line.startswith("mlfootprint_operator_refresh_duration_seconds_count{") and f'kind="{kind}"' in line:
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def wait_refreshes(self, n: int, kind: str = "TrainingRun", timeout_s: float = 30.0) -> None:
+        """Until ``n`` more refreshes of ``kind`` have run (instead of sleeping and hoping)."""
+        target = self.refreshes(kind) + n
+        wait_for(lambda: self.refreshes(kind) >= target, timeout_s=timeout_s, what=f"{n} more {kind} refreshes")
 
     def stop(self) -> None:
         self.stop_flag.set()

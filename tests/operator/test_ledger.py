@@ -282,3 +282,42 @@ def test_a_ledger_that_is_not_one_is_refused() -> None:
         ledger_from_status({"totals": {"gpuJ": "lots"}})
     with pytest.raises(ValueError):
         ledger_from_status({"totals": {"gpuJ": -5.0}})
+
+
+def test_the_workload_model_is_fitted_from_the_services_intervals() -> None:
+    """e(Tin, Tout) from the ledger's interval aggregates, as status.inference.workloadModel."""
+    from mlfootprint.operator.status import build_inference_status
+
+    a0, a1, a2 = 0.05, 2.0, 1e-4
+    totals = LedgerTotals()
+    f = Factors()
+    for i in range(12):
+        r = 100.0 + 10 * i
+        tin, tout = 200.0 + 37.0 * (i % 5), 50.0 + 23.0 * (i % 7)  # per-request sizes vary independently
+        inc = Increment(gpu_j=r * (a0 * tin + a1 * tout + a2 * tin * tout), requests=r, tokens_in=r * tin, tokens_out=r * tout)
+        totals = apply_increment(totals, inc, f, 60.0 * i, 60.0 * (i + 1), workload=True)
+    assert totals.workload is not None and totals.workload.intervals == 12
+    inf = build_inference_status(totals, upfront_co2e_g=None, upfront_energy_j=None, basis="training", fitted_at_s=0.0)
+    wm = inf["workloadModel"]
+    assert (wm["a0"], wm["a1"], wm["a2"]) == (pytest.approx(a0, rel=1e-3), pytest.approx(a1, rel=1e-3), pytest.approx(a2, rel=1e-3))
+    assert wm["r2"] == pytest.approx(1.0) and wm["intervals"] == 12 and wm["fittedAt"] == "1970-01-01T00:00:00.000000Z"
+    assert inf["gpuJoulesPerRequest"] == pytest.approx(totals.gpu_j / totals.requests, rel=1e-3)
+    assert inf["kWhPer1kRequests"] == pytest.approx(totals.facility_j / totals.requests * 1000 / 3.6e6, rel=1e-3)
+
+
+def test_embodied_is_charged_by_part_with_the_nodes_host_share() -> None:
+    """One GPU-hour on an 8-GPU node: the GPU over its life, 1/8 of the host over its life."""
+    from mlfootprint.accounting.factors import EmbodiedSpec
+    from mlfootprint.operator.ledger import EmbodiedPlan
+
+    gpu = EmbodiedSpec(co2e_kg=100.0, water_l=10.0)
+    host = EmbodiedSpec(co2e_kg=4000.0, water_l=80.0)
+    plan = EmbodiedPlan(gpu_key="n:gpu", gpu=gpu, host_key="n:host", host=host, gpus_per_node=8)
+    f = Factors(gpu_lifetime_years=4.0, host_lifetime_years=5.0)
+    inc = Increment(gpu_j=1.0, alloc_s={"H100": 3600.0}, alloc_nodes={("H100", "node-1"): 3600.0}, gpus=1)
+    t = apply_increment(LedgerTotals(), inc, f, 0.0, 3600.0, embodied=lambda model, node: plan)
+    hours_gpu, hours_host = 4 * 8760, 5 * 8760
+    assert t.co2e_emb_gpu_g == pytest.approx(100e3 / hours_gpu)
+    assert t.co2e_emb_host_g == pytest.approx(4000e3 / 8 / hours_host)
+    assert t.co2e_emb_g == pytest.approx(t.co2e_emb_gpu_g + t.co2e_emb_host_g)
+    assert t.water_emb_host_l == pytest.approx(80.0 / 8 / hours_host)

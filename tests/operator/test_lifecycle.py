@@ -16,9 +16,9 @@ from mlfootprint.operator.kube import Kube
 
 def test_connection_limit_covers_every_watch_stream_plus_requests() -> None:
     clusterwide = OperatorConfig()
-    assert watch_streams(clusterwide) == 8 + 2  # 8 resources with discovery, CRD + namespace observers
+    assert watch_streams(clusterwide) == 8 + 1 + 2  # 8 resources with discovery, nodes, CRD + namespace observers
     namespaced = OperatorConfig(watch_namespaces=("a", "b", "c"), discovery=False)
-    assert watch_streams(namespaced) == 3 * 3 + 2
+    assert watch_streams(namespaced) == 3 * 3 + 1 + 2
     assert api_connection_limit(namespaced) == watch_streams(namespaced) + API_REQUEST_CONNECTIONS
 
 

@@ -150,7 +150,7 @@ def test_serving_counters_that_go_down_are_not_multiplied(
             wait_for(lambda: _when(lambda: _tr(kubectl, ns, "chat", ISVC), lambda t: condition(t, "ServingMetricsValid")["reason"] == "ServingInconsistent"),
                      what="inconsistent counters reported")
         else:
-            time.sleep(0.8)
+            op.wait_refreshes(2, kind="InferenceService")
     isvc = _tr(kubectl, ns, "chat", ISVC)
     assert isvc["status"]["inference"]["requests"] <= 1005  # not 1,000 x number of swings
     assert _metric(op.metrics(), "mlfootprint_operator_counter_anomalies_total", anomaly="ServingInconsistent") >= 3

@@ -53,8 +53,9 @@ def test_each_run_is_refreshed_every_interval_with_bounded_concurrency() -> None
     assert peak <= 4
     assert len(calls) == 40
     # 1.5 s, a 0.3 s interval, the first refresh within the first interval: at most 6 each
-    # (never more often than the interval), at least 3 even on a loaded machine
-    assert max(calls.values()) <= 6 and min(calls.values()) >= 3, calls
+    # (never more often than the interval), and every run more than once (4-6 on an idle
+    # machine; a loaded one delays the event loop)
+    assert max(calls.values()) <= 6 and min(calls.values()) >= 2, calls
 
 
 def test_when_behind_the_oldest_run_goes_first() -> None:

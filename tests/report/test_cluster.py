@@ -13,7 +13,7 @@ import yaml
 from mlfootprint.cli import main
 from mlfootprint.report.progress import NullTasks
 from mlfootprint.report.sources import ClusterSource
-from tests.conftest import Kubectl
+from tests.conftest import Kubectl, apply_crds
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.cluster
@@ -50,9 +50,7 @@ OBJECTS = [
 
 @pytest.fixture(scope="module", autouse=True)
 def crds(kubectl: Kubectl) -> None:
-    kubectl("apply", "-f", str(ROOT / "crds"))
-    kubectl("wait", "--for=condition=Established", "--timeout=60s",
-            "crd/trainingruns.mlfootprint.io", "crd/inferenceservices.mlfootprint.io")
+    apply_crds(kubectl, str(ROOT / "crds"), ("trainingruns.mlfootprint.io", "inferenceservices.mlfootprint.io"))
 
 
 @pytest.fixture

@@ -46,6 +46,7 @@ __all__ = [
     "IntervalAggregate",
     "UnderdeterminedError",
     "WorkloadModel",
+    "WorkloadStats",
     "fit_workload_model",
     "fit_workload_model_from_intervals",
     "request_energy_j",
@@ -226,3 +227,76 @@ def fit_workload_model_from_intervals(
         requests=int(round(float(r.sum()))),
         fitted_at_s=fitted_at_s,
     )
+
+
+class WorkloadStats(BaseModel):
+    """Running sufficient statistics of :func:`fit_workload_model_from_intervals`: constant
+    size, additive, so a ledger can keep them for a service's whole life and fit at any time.
+
+    With x = (m_in, m_out, m_in*m_out), y = ē and weight w = R per interval: ``sw = Σw``,
+    ``swy = Σwy``, ``swyy = Σwy²``, ``swx = Σwx``, ``swxy = Σwxy``, and ``swxx`` the upper
+    triangle of ``Σw x xᵀ`` (00, 01, 02, 11, 12, 22). The weighted least-squares solution of
+    the normal equations ``(Σw x xᵀ) a = Σw x y`` and the residual and total sums of squares
+    follow from them, so :meth:`fit` equals the fit over the list of intervals.
+    """
+
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+
+    n: int = Field(default=0, ge=0, description="intervals with requests")
+    sw: float = Field(default=0.0, ge=0)
+    swy: float = 0.0
+    swyy: float = Field(default=0.0, ge=0)
+    swx: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    swxx: tuple[float, float, float, float, float, float] = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    swxy: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def add(self, interval: IntervalAggregate) -> WorkloadStats:
+        """The statistics with one more interval (intervals without requests carry no
+        information about per-request energy and leave them unchanged)."""
+        if interval.requests <= 0:
+            return self
+        w = interval.requests
+        m_in, m_out, y = interval.tokens_in / w, interval.tokens_out / w, interval.energy_j / w
+        x = (m_in, m_out, m_in * m_out)
+        xx = (x[0] * x[0], x[0] * x[1], x[0] * x[2], x[1] * x[1], x[1] * x[2], x[2] * x[2])
+        return WorkloadStats(
+            n=self.n + 1,
+            sw=self.sw + w,
+            swy=self.swy + w * y,
+            swyy=self.swyy + w * y * y,
+            swx=tuple(a + w * b for a, b in zip(self.swx, x, strict=True)),  # type: ignore[arg-type]
+            swxx=tuple(a + w * b for a, b in zip(self.swxx, xx, strict=True)),  # type: ignore[arg-type]
+            swxy=tuple(a + w * b * y for a, b in zip(self.swxy, x, strict=True)),  # type: ignore[arg-type]
+        )
+
+    def fit(self, *, fitted_at_s: float | None = None) -> WorkloadModel:
+        """The weighted least-squares fit; UnderdeterminedError with fewer than 3 intervals
+        with requests or when their means do not vary independently."""
+        if self.n < _P:
+            raise UnderdeterminedError(f"the workload model has 3 coefficients and needs at least 3 intervals with requests, got {self.n}")
+        a, b, c, d, e, f = self.swxx
+        xtx = np.array([[a, b, c], [b, d, e], [c, e, f]], dtype=np.float64)
+        xty = np.asarray(self.swxy, dtype=np.float64)
+        scale = np.sqrt(np.clip(np.diag(xtx), 1e-300, None))
+        scaled = xtx / np.outer(scale, scale)
+        if np.linalg.matrix_rank(scaled, tol=1e-9) < _P:
+            raise UnderdeterminedError(
+                "observations do not determine the 3 coefficients: vary both input and output token counts independently"
+            )
+        coef = np.linalg.solve(scaled, xty / scale) / scale
+        ss_res = max(float(self.swyy - 2.0 * coef @ xty + coef @ xtx @ coef), 0.0)
+        ss_tot = max(float(self.swyy - self.swy * self.swy / self.sw), 0.0) if self.sw > 0 else 0.0
+        r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else (1.0 if ss_res == 0 else 0.0)
+        tol = 1e-12 * max(self.swyy, 1e-300)
+        f_stat = None if self.n == _P or ss_res <= tol or ss_tot <= 0 else ((ss_tot - ss_res) / (_P - 1)) / (ss_res / (self.n - _P))
+        return WorkloadModel(
+            a0_j_per_input_token=float(coef[0]),
+            a1_j_per_output_token=float(coef[1]),
+            a2_j_per_token_product=float(coef[2]),
+            r_squared=r2,
+            f_statistic=f_stat,
+            n=self.n,
+            estimator="intervals",
+            requests=int(round(self.sw)),
+            fitted_at_s=fitted_at_s,
+        )

@@ -214,7 +214,9 @@ def training_run_crd() -> dict[str, Any]:
             _col("Water (L)", "number", ".status.water.totalL", "On-site + off-site + embodied water, L."),
             _AGE,
             _col("Embodied (kgCO2e)", "number", ".status.carbon.embodiedKg", "Embodied CO2e share, kg.", 1),
+            _col("Host emb. (kgCO2e)", "number", ".status.carbon.embodiedHostKg", "Embodied CO2e share of the hosts, kg.", 1),
             _col("Avg power (W)", "number", ".status.power.avgW", "Average GPU power, W.", 1),
+            _col("Cap advice (W)", "number", ".status.powerCap.recommendedCapW", "Recommended GPU power cap, W (advice).", 1),
             _col("Budget", "string", ".status.budget.summary", "Share of the budget used.", 1),
         ],
     )
@@ -259,6 +261,8 @@ def inference_service_crd() -> dict[str, Any]:
             _AGE,
             _col("GPUs", "integer", ".status.gpus", "GPUs allocated.", 1),
             _col("tCO2e", "number", ".status.carbon.totalTonnes", "Operational + embodied, tonnes CO2e.", 1),
+            _col("kWh/1k req", "number", ".status.inference.kWhPer1kRequests", "Facility kWh per 1,000 requests.", 1),
+            _col("GPU J/token", "number", ".status.inference.gpuJoulesPerToken", "GPU joules per output token.", 1),
         ],
     )
 

@@ -202,6 +202,13 @@ class CarbonStatus(_Model):
         default=None, description="Market-based operational CO2e, kg (separate; never added to totals)."
     )
     embodied_kg: NonNegFloat = Field(default=0.0, description="Embodied (manufacturing) CO2e share, kg.")
+    embodied_gpu_kg: NonNegFloat | None = Field(
+        default=None, description="Embodied CO2e share of the GPUs held (each over the GPU lifetime), kg."
+    )
+    embodied_host_kg: NonNegFloat | None = Field(
+        default=None,
+        description="Embodied CO2e share of the GPU nodes' hosts (fraction of the node's GPUs held x time, over the host lifetime), kg.",
+    )
     total_kg: NonNegFloat = Field(default=0.0, description="Operational (location) + embodied, kg.")
     total_tonnes: NonNegFloat = Field(default=0.0, description="total_kg / 1000 (tCO2e column).")
 
@@ -210,6 +217,8 @@ class WaterStatus(_Model):
     onsite_l: NonNegFloat = Field(default=0.0, description="On-site (cooling) water consumption, L.")
     offsite_l: NonNegFloat = Field(default=0.0, description="Off-site (electricity generation) water, L.")
     embodied_l: NonNegFloat = Field(default=0.0, description="Embodied (manufacturing) water share, L.")
+    embodied_gpu_l: NonNegFloat | None = Field(default=None, description="Embodied water share of the GPUs, L.")
+    embodied_host_l: NonNegFloat | None = Field(default=None, description="Embodied water share of the hosts, L.")
     total_l: NonNegFloat = Field(default=0.0, description="On-site + off-site + embodied, L.")
 
 
@@ -218,6 +227,12 @@ class PowerStatus(_Model):
     peak_w: NonNegFloat = Field(default=0.0, description="Peak sampled GPU power, W.")
     min_w: NonNegFloat = Field(default=0.0, description="Minimum sampled GPU power, W.")
     swings: NonNegInt = Field(default=0, description="Power swings larger than the configured fraction.")
+    p50_w: NonNegFloat | None = Field(
+        default=None, description="Median GPU power per GPU, W (time-weighted, from the exporters' power histograms)."
+    )
+    p90_w: NonNegFloat | None = Field(default=None, description="90th percentile of GPU power per GPU, W.")
+    p99_w: NonNegFloat | None = Field(default=None, description="99th percentile of GPU power per GPU, W.")
+    limit_w: NonNegFloat | None = Field(default=None, description="Mean power limit of the GPUs held, W per GPU.")
 
 
 class BreakevenStatus(_Model):
@@ -229,16 +244,36 @@ class BreakevenStatus(_Model):
     basis: str | None = Field(default=None, description="What the breakeven compares, e.g. training+development.")
 
 
+class WorkloadModelStatus(_Model):
+    """e(Tin, Tout) = a0*Tin + a1*Tout + a2*Tin*Tout, GPU joules per request, fitted from the
+    service's interval aggregates (METHODOLOGY §5; docs/methodology.md for its limits)."""
+
+    a0: float = Field(description="GPU J per input token.")
+    a1: float = Field(description="GPU J per output token.")
+    a2: float = Field(description="GPU J per (input x output) token.")
+    r2: float = Field(description="Centred R², comparable with the published 0.96-0.98.")
+    intervals: NonNegInt = Field(description="Intervals behind the fit (n).")
+    fitted_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+
+
 class InferenceStatus(_Model):
     requests: NonNegInt = 0
     input_tokens: NonNegInt = 0
     output_tokens: NonNegInt = 0
-    joules_per_token: NonNegFloat | None = Field(default=None, description="Facility J per output token.")
+    joules_per_token: NonNegFloat | None = Field(default=None, description="Facility J (GPU + host, x PUE) per output token.")
     joules_per_request: NonNegFloat | None = Field(default=None, description="Facility J per request.")
+    gpu_joules_per_token: NonNegFloat | None = Field(
+        default=None, description="GPU J per output token (comparable with GPU-only published figures)."
+    )
+    gpu_joules_per_request: NonNegFloat | None = Field(default=None, description="GPU J per request (response).")
+    k_wh_per1k_requests: NonNegFloat | None = Field(
+        default=None, alias="kWhPer1kRequests", description="Facility kWh per 1,000 requests (the 'Power hungry processing' unit)."
+    )
     co2e_g_per1k_requests: NonNegFloat | None = Field(
         default=None, alias="co2eGPer1kRequests", description="gCO2e per 1,000 requests."
     )
     breakeven: BreakevenStatus | None = None
+    workload_model: WorkloadModelStatus | None = None
 
 
 class FactorsSource(_Model):
@@ -259,7 +294,26 @@ class FactorsStatus(_Model):
     onsite_water_basis: Literal["it", "facility"] | None = None
     gpu_lifetime_years: NonNegFloat | None = None
     host_lifetime_years: NonNegFloat | None = None
+    embodied_nodes: list[str] | None = Field(
+        default=None, description="Node bills of materials the embodied shares came from (presets or the factors' own)."
+    )
     source: FactorsSource | None = None
+
+
+class PowerCapStatus(_Model):
+    """Advice only (nothing is capped): the GPU power cap that would have saved the most
+    energy within the time budget, from the run's power distribution and a cap curve."""
+
+    status: Literal["recommend", "no_benefit", "no_curve"]
+    power_limit_w: NonNegFloat = Field(description="The GPUs' current power limit, W.")
+    recommended_cap_w: NonNegFloat | None = Field(default=None, description="Recommended cap, W per GPU.")
+    energy_saved_pct: NonNegFloat = Field(default=0.0, description="Estimated GPU energy saved, %.")
+    time_added_pct: NonNegFloat = Field(default=0.0, description="Estimated run time added, %.")
+    co2e_saved_kg: NonNegFloat | None = Field(default=None, description="Estimated operational CO2e saved so far, kg.")
+    fraction_above_cap: NonNegFloat = Field(default=0.0, description="Share of the time the GPUs drew more than the cap.")
+    curve: str | None = Field(default=None, description="Cap curve used.")
+    transferred: bool = Field(default=False, description="The curve was measured on another GPU (scaled by power limit).")
+    reason: str = ""
 
 
 class BudgetStatus(_Model):
@@ -268,6 +322,19 @@ class BudgetStatus(_Model):
     water_percent: NonNegFloat | None = None
     exceeded: bool = False
     summary: str | None = Field(default=None, description="Short text for the Budget column, e.g. '42% CO2e'.")
+
+
+class WorkloadStatsLedger(_Model):
+    """Running sums of the weighted least-squares fit of e(Tin, Tout) (accounting.workload_model.WorkloadStats;
+    ``intervals`` is its ``n``: a key named ``n`` would be a boolean to YAML 1.1 parsers)."""
+
+    intervals: NonNegInt = 0
+    sw: NonNegFloat = 0.0
+    swy: float = 0.0
+    swyy: NonNegFloat = 0.0
+    swx: list[float] = Field(default_factory=lambda: [0.0, 0.0, 0.0])
+    swxx: list[float] = Field(default_factory=lambda: [0.0] * 6)
+    swxy: list[float] = Field(default_factory=lambda: [0.0, 0.0, 0.0])
 
 
 class LedgerTotals(_Model):
@@ -296,6 +363,17 @@ class LedgerTotals(_Model):
     peak_w: NonNegFloat | None = Field(default=None, description="Highest attributed GPU power sampled, W.")
     min_w: NonNegFloat | None = Field(default=None, description="Lowest attributed GPU power sampled, W.")
     workload_seen: NonNegFloat | None = Field(default=None, description="1 once the workloadRef object was seen.")
+    co2e_emb_gpu_g: NonNegFloat = Field(default=0.0, description="Embodied CO2e share of the GPUs, g.")
+    co2e_emb_host_g: NonNegFloat = Field(default=0.0, description="Embodied CO2e share of the hosts, g.")
+    water_emb_gpu_l: NonNegFloat = Field(default=0.0, description="Embodied water share of the GPUs, L.")
+    water_emb_host_l: NonNegFloat = Field(default=0.0, description="Embodied water share of the hosts, L.")
+    power_s: list[NonNegFloat] | None = Field(
+        default=None, description="Seconds of GPU power at or below each power-ratio bound (cumulative; the run's histogram)."
+    )
+    power_limit_s: NonNegFloat = Field(default=0.0, description="Integral of the GPUs' power limit over those seconds, W·s.")
+    workload: WorkloadStatsLedger | None = Field(
+        default=None, description="Sufficient statistics of the per-request energy model (InferenceService)."
+    )
 
 
 class SeriesCounters(_Model):
@@ -311,6 +389,10 @@ class SeriesCounters(_Model):
     swings: NonNegFloat = 0.0
     alloc_s: dict[str, NonNegFloat] = Field(default_factory=dict, description="GPU model -> device-seconds.")
     gpus: NonNegInt = Field(default=0, description="GPU series of the container.")
+    power_s: list[NonNegFloat] | None = Field(
+        default=None, description="Seconds at or below each power-ratio bound of the exporter's histogram (cumulative)."
+    )
+    limit_w: NonNegFloat | None = Field(default=None, description="Mean power limit of the GPUs held, W per GPU.")
 
 
 class ServingCounters(_Model):
@@ -367,6 +449,7 @@ class FootprintStatus(_Model):
     power: PowerStatus | None = None
     factors: FactorsStatus | None = None
     budget: BudgetStatus | None = None
+    power_cap: PowerCapStatus | None = None
     ledger: Ledger | None = None
 
 

@@ -31,6 +31,7 @@ from typing import Any, TextIO
 
 from mlfootprint.demo import scenario as scn
 from mlfootprint.demo.kube import Kube, KubeError
+from mlfootprint.demo.models_summary import models_lines
 from mlfootprint.demo.procs import DemoState, ProcRecord, group_members, is_running, spawn, stop_all
 from mlfootprint.devcluster import DevCluster, DevClusterError, MissingBinaryError
 from mlfootprint.devcluster.binaries import Binaries, cache_dir
@@ -327,13 +328,16 @@ class Demo:
             figs = self.figures(kube, sc)
             missing = self.missing_figures(figs, expected)
             open_runs = [r.name for r in sc.runs if not (figs.get(f"TrainingRun/{r.name}") or {}).get("completionTime")]
-            if not missing and not open_runs:
+            # the per-request energy model needs a few intervals of traffic (e(Tin, Tout), issue 14)
+            fitted = bool(((figs.get(f"InferenceService/{sc.serving.name}") or {}).get("inference") or {}).get("workloadModel"))
+            if not missing and not open_runs and fitted:
                 return
             if time.monotonic() > deadline:
                 break
             time.sleep(1.0)
         if not missing:
-            log.warning("runs not marked completed by the operator", extra={"runs": open_runs})
+            log.warning("runs not marked completed (or no workload model fitted) by the operator",
+                        extra={"runs": open_runs, "workload_model": fitted})
             return
         raise DemoError(
             "the operator did not report energy and tCO2e for: " + ", ".join(missing)
@@ -344,6 +348,8 @@ class Demo:
         kc = self.state.kubeconfig
         self.say("\n$ kubectl get trainingruns,inferenceservices.mlfootprint.io -A")
         self.say(self.kubectl("get", "trainingruns,inferenceservices.mlfootprint.io", "-A").stdout.rstrip())
+        figures = self.figures(Kube(Path(kc), self.state_dir / "certs"), sc)
+        self.say("\n" + "\n".join(models_lines(figures, sc.final.name, sc.serving.name)))
         html = self.state_dir / "report.html"
         report_json = self.state_dir / "report.json"
         base = ["report", "--kubeconfig", kc, "-n", sc.namespace, "-q"]

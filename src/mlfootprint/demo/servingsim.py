@@ -12,6 +12,11 @@ profile as the exporter's simulated ``inference`` GPUs (:func:`mlfootprint.expor
 lowest ~03:00, highest ~15:00 UTC) on the same accelerated clock (``t0 + factor * elapsed``),
 so GPU power and request counters rise and fall together.
 
+The request mix drifts like the simulated GPUs' load (:func:`mlfootprint.exporter.gpu_sim.request_mix`:
+mean prompt and output sizes vary independently), so the operator can fit the per-request
+energy model e(Tin, Tout) from the counters. Both simulators use the same hour-anchored
+simulated clock (:meth:`mlfootprint.exporter.gpu_sim.SimClock.hourly`).
+
 The counters are closed-form integrals of the rate (deterministic and monotonic, whatever
 the scrape timing). Paths:
 
@@ -38,7 +43,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from mlfootprint.exporter.gpu_sim import request_rate
+from mlfootprint.exporter.gpu_sim import (
+    MIX_AMPLITUDE,
+    OUTPUT_MIX_PERIOD_S,
+    OUTPUT_MIX_PHASE,
+    PROMPT_MIX_PERIOD_S,
+    SimClock,
+    request_rate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +71,19 @@ def cumulative_rate_s(t_s: float) -> float:
     return RATE_MEAN * t_s - RATE_AMPLITUDE / w * math.cos(w * t_s - 2 * math.pi * RATE_PHASE)
 
 
+def cumulative_mixed_rate_s(t_s: float, period_s: float, phase: float) -> float:
+    """Integral of request_rate(t) * (1 + A sin(v t + phase)) from the epoch to ``t_s``,
+    with v = 2pi / period (closed form; sin X sin Y = (cos(X-Y) - cos(X+Y)) / 2)."""
+    w, v = 2 * math.pi / DAY_S, 2 * math.pi / period_s
+    theta = 2 * math.pi * RATE_PHASE
+    a, b, amp = RATE_MEAN, RATE_AMPLITUDE, MIX_AMPLITUDE
+    return (
+        cumulative_rate_s(t_s)
+        - a * amp / v * math.cos(v * t_s + phase)
+        + b * amp / 2 * (math.sin((w - v) * t_s - theta - phase) / (w - v) - math.sin((w + v) * t_s - theta + phase) / (w + v))
+    )
+
+
 @dataclass(frozen=True)
 class TrafficProfile:
     """Simulated traffic of one served model (all replicas together)."""
@@ -73,30 +98,28 @@ class TrafficProfile:
         """Requests served in [t0, t1] (simulated seconds): peak rate x integral of the profile."""
         return self.peak_requests_per_s * (cumulative_rate_s(t1_s) - cumulative_rate_s(t0_s))
 
+    def tokens_between(self, t0_s: float, t1_s: float) -> tuple[float, float]:
+        """(prompt, output) tokens of the requests served in [t0, t1], with the drifting mix."""
+        def f(t: float, period: float, phase: float) -> float:
+            return cumulative_mixed_rate_s(t, period, phase)
+
+        prompt = f(t1_s, PROMPT_MIX_PERIOD_S, 0.0) - f(t0_s, PROMPT_MIX_PERIOD_S, 0.0)
+        output = f(t1_s, OUTPUT_MIX_PERIOD_S, OUTPUT_MIX_PHASE) - f(t0_s, OUTPUT_MIX_PERIOD_S, OUTPUT_MIX_PHASE)
+        return (
+            self.peak_requests_per_s * self.prompt_tokens_per_request * prompt,
+            self.peak_requests_per_s * self.output_tokens_per_request * output,
+        )
+
     def running(self, t_s: float) -> float:
         """Requests in flight at ``t_s`` (Little's law: rate x latency)."""
         return self.peak_requests_per_s * request_rate(t_s) * self.mean_latency_s
-
-
-class SimClock:
-    """``t0 + factor * elapsed`` (same definition as the exporter's simulation clock)."""
-
-    def __init__(self, factor: float, now: Callable[[], float] = time.time, mono: Callable[[], float] = time.monotonic) -> None:
-        self.factor = factor
-        self.t0_s = now()
-        self._m0 = mono()
-        self._mono = mono
-
-    def __call__(self) -> float:
-        return self.t0_s + (self._mono() - self._m0) * self.factor
 
 
 def render(profile: TrafficProfile, start_s: float, now_s: float, share: float = 1.0) -> str:
     """Prometheus text of the vLLM counters for traffic from ``start_s`` to ``now_s``."""
     requests = share * profile.requests_between(start_s, now_s)
     labels = f'model_name="{profile.model}"'
-    prompt = requests * profile.prompt_tokens_per_request
-    output = requests * profile.output_tokens_per_request
+    prompt, output = (share * x for x in profile.tokens_between(start_s, now_s))
     lines = [
         "# HELP vllm:request_success_total Count of successfully processed requests.",
         "# TYPE vllm:request_success_total counter",
@@ -169,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     configure("info", args.log_format)
     profile = TrafficProfile(model=args.model, peak_requests_per_s=args.peak_rps)
     try:
-        server = make_server(args.address, args.port, profile, SimClock(args.time_factor), args.replicas)
+        server = make_server(args.address, args.port, profile, SimClock.hourly(args.time_factor), args.replicas)
     except OSError as exc:
         print(f"servingsim: --port {args.port}: cannot listen on {args.address}: {exc}", file=sys.stderr)
         return 2

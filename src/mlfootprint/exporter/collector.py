@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Literal
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from mlfootprint import __version__
-from mlfootprint.exporter.model import ContainerKey, Snapshot
+from mlfootprint.exporter.model import POWER_RATIO_BUCKETS, ContainerKey, Snapshot
 
 MetricsLevel = Literal["node", "pod", "container"]
 
@@ -80,6 +80,16 @@ def _families(with_pods: bool) -> dict[str, Metric]:
             "pod_swings": CounterMetricFamily(
                 "mlfootprint_pod_power_swings", "Swings of the container's attributed GPU power.", labels=POD_LABELS
             ),
+            "pod_ratio": HistogramMetricFamily(
+                "mlfootprint_pod_gpu_power_ratio",
+                "Seconds the container's attributed GPU power spent at or below each ratio of its GPUs' "
+                "power limit (time-weighted; _sum/_count is the mean ratio).",
+                labels=POD_LABELS,
+            ),
+            "pod_limit": GaugeMetricFamily(
+                "mlfootprint_pod_gpu_power_limit_watts", "Mean power limit of the GPUs the container holds, W per GPU.",
+                labels=POD_LABELS,
+            ),
             "pod_start": GaugeMetricFamily(
                 "mlfootprint_pod_start_time_seconds",
                 "Unix time the exporter started counting the container's counters; they start from "
@@ -143,7 +153,8 @@ class SnapshotCollector(Collector):
             containers = _by_pod(snap)
         pod_gpu, pod_host, pod_alloc = f["pod_gpu"], f["pod_host"], f["pod_alloc"]
         pod_power, pod_peak, pod_min, pod_swings = f["pod_power"], f["pod_peak"], f["pod_min"], f["pod_swings"]
-        pod_start = f["pod_start"]
+        pod_start, pod_ratio, pod_limit = f["pod_start"], f["pod_ratio"], f["pod_limit"]
+        bounds = [*(repr(b) for b in POWER_RATIO_BUCKETS), "+Inf"]
         for c in containers:
             k = c.key
             base = [node, k.namespace, k.pod, k.container]
@@ -159,6 +170,10 @@ class SnapshotCollector(Collector):
                 pod_peak.add_metric(base, c.peak_power_w)
                 pod_min.add_metric(base, c.min_power_w)
                 pod_swings.add_metric(base, c.swings)
+                if len(c.power_ratio_s) == len(bounds):
+                    pod_ratio.add_metric(base, list(zip(bounds, c.power_ratio_s, strict=True)), c.power_ratio_sum)
+                if c.power_limit_w > 0:
+                    pod_limit.add_metric(base, c.power_limit_w)
 
 
 def _by_pod(snap: Snapshot) -> tuple:  # type: ignore[type-arg]
@@ -169,8 +184,13 @@ def _by_pod(snap: Snapshot) -> tuple:  # type: ignore[type-arg]
     for c in snap.containers:
         m = merged.setdefault(
             (c.key.namespace, c.key.pod),
-            {"gpu": {}, "host": {}, "alloc": {}, "power": 0.0, "peak": 0.0, "min": 0.0, "swings": 0, "start": c.start_unix},
+            {"gpu": {}, "host": {}, "alloc": {}, "power": 0.0, "peak": 0.0, "min": 0.0, "swings": 0, "start": c.start_unix,
+             "ratio": [0.0] * len(c.power_ratio_s), "ratio_sum": 0.0, "limit": 0.0},
         )
+        if len(m["ratio"]) == len(c.power_ratio_s):
+            m["ratio"] = [a + b for a, b in zip(m["ratio"], c.power_ratio_s, strict=True)]
+            m["ratio_sum"] += c.power_ratio_sum
+        m["limit"] = max(m["limit"], c.power_limit_w)
         m["start"] = min(m["start"], c.start_unix)
         for k, v in c.gpu_energy_j.items():
             m["gpu"][k] = m["gpu"].get(k, 0.0) + v
@@ -186,6 +206,7 @@ def _by_pod(snap: Snapshot) -> tuple:  # type: ignore[type-arg]
         ContainerSeries(
             ContainerKey(ns, pod, ""), snap.pod_starts.get((ns, pod), m["start"]),
             m["gpu"], m["host"], m["alloc"], m["power"], m["peak"], m["min"], m["swings"],
+            tuple(m["ratio"]), m["ratio_sum"], m["limit"],
         )
         for (ns, pod), m in sorted(merged.items())
     )

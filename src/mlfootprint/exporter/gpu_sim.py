@@ -71,6 +71,25 @@ def request_rate(t_s: float) -> float:
     return 0.5 + 0.4 * math.sin(2 * math.pi * (day - 0.375))
 
 
+#: The request mix drifts: mean prompt and output sizes vary independently (periods of 5 and
+#: 7 hours), so that a per-request energy model e(Tin, Tout) can be fitted from the demo's
+#: interval counters (METHODOLOGY §5).
+MIX_AMPLITUDE = 0.35
+PROMPT_MIX_PERIOD_S = 5 * 3600.0
+OUTPUT_MIX_PERIOD_S = 7 * 3600.0
+OUTPUT_MIX_PHASE = 1.0
+#: share of an inference GPU's dynamic power that scales with prompt vs output tokens
+PROMPT_POWER_SHARE = 0.3
+
+
+def request_mix(t_s: float) -> tuple[float, float]:
+    """Mean prompt and output tokens per request at ``t_s``, relative to their averages."""
+    return (
+        1.0 + MIX_AMPLITUDE * math.sin(2 * math.pi * t_s / PROMPT_MIX_PERIOD_S),
+        1.0 + MIX_AMPLITUDE * math.sin(2 * math.pi * t_s / OUTPUT_MIX_PERIOD_S + OUTPUT_MIX_PHASE),
+    )
+
+
 def profile_power_w(profile: str, t_s: float, max_w: float, seed: int, index: int, phase_s: float) -> float:
     """Power (W) of a simulated GPU at time ``t_s`` (pure, deterministic)."""
     jitter = _noise(seed, index, int(t_s))
@@ -82,7 +101,9 @@ def profile_power_w(profile: str, t_s: float, max_w: float, seed: int, index: in
         return min(max_w, TRAIN_FRACTION * max_w * (1 + 0.03 * jitter))
     if profile == "inference":
         minute_jitter = 0.1 * _noise(seed, index, int(t_s // 60) + 10**9)
-        util = min(1.0, max(0.0, request_rate(t_s) + minute_jitter))
+        prompt, output = request_mix(t_s)
+        work = request_rate(t_s) * (PROMPT_POWER_SHARE * prompt + (1 - PROMPT_POWER_SHARE) * output)
+        util = min(1.0, max(0.0, work + minute_jitter))
         return idle_w + (INFERENCE_PEAK_FRACTION * max_w - idle_w) * util
     if profile == "failing":
         if (t_s + phase_s) % FAIL_PERIOD_S < FAIL_RUN_S:
@@ -117,13 +138,20 @@ def profile_edges(profile: str, since_s: float, now_s: float, phase_s: float) ->
 class SimClock:
     """Simulated seconds as a pure function of wall time:
     ``anchor_sim + factor * (unix_now - anchor_unix)``. Continues across process restarts
-    when the anchor is kept (the device file keeps it)."""
+    when the anchor is kept (the device file keeps it). :meth:`hourly` anchors at the start
+    of the current wall-clock hour, so simulators started separately (the exporters, the
+    demo's serving simulator) share one simulated time."""
 
     def __init__(self, factor: float, anchor_unix: float, anchor_sim: float, now: Callable[[], float] = time.time) -> None:
         self.factor = factor
         self.anchor_unix = anchor_unix
         self.anchor_sim = anchor_sim
         self._now = now
+
+    @classmethod
+    def hourly(cls, factor: float, now: Callable[[], float] = time.time) -> SimClock:
+        hour = math.floor(now() / 3600.0) * 3600.0
+        return cls(factor, hour, hour, now)
 
     def at(self, unix_s: float) -> float:
         return self.anchor_sim + self.factor * (unix_s - self.anchor_unix)
@@ -140,6 +168,15 @@ class _SimGpu:
     energy_mj: float
     last_t_s: float | None = None
     profile: str | None = None
+    #: the holding container: GPUs of one job checkpoint (and crash-loop) together
+    holder: str | None = None
+
+    @property
+    def phase(self) -> float:
+        if self.holder is None:
+            return self.phase_s
+        digest = hashlib.blake2b(self.holder.encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big") / 2**64 * CHECKPOINT_PERIOD_S
 
 
 @dataclass(frozen=True)
@@ -202,7 +239,7 @@ class SimulatedGpuSource:
             for i in range(count)
         ]
         now = unix_clock()
-        self.clock = SimClock(time_factor, now, now, unix_clock)
+        self.clock = SimClock.hourly(time_factor, unix_clock)
         if self._device_file is not None:
             self._load_device_file(self._device_file, now, time_factor, unix_clock)
 
@@ -235,6 +272,7 @@ class SimulatedGpuSource:
             gpu.energy_mj = float(g["energy_mj"])
             gpu.last_t_s = None if g.get("t_s") is None else float(g["t_s"])
             gpu.profile = g.get("profile") if g.get("profile") in PROFILES else None
+            gpu.holder = g.get("holder") if isinstance(g.get("holder"), str) else None
 
     def _save_device_file(self) -> None:
         if self._device_file is None:
@@ -245,7 +283,8 @@ class SimulatedGpuSource:
             "anchor_unix": self.clock.anchor_unix,
             "anchor_sim": self.clock.anchor_sim,
             "gpus": [
-                {"uuid": g.uuid, "t_s": g.last_t_s, "energy_mj": g.energy_mj, "profile": g.profile} for g in self._gpus
+                {"uuid": g.uuid, "t_s": g.last_t_s, "energy_mj": g.energy_mj, "profile": g.profile, "holder": g.holder}
+                for g in self._gpus
             ],
         }
         try:
@@ -258,22 +297,25 @@ class SimulatedGpuSource:
             self._errors.inc(self.name, "device_file")
 
     # -- GpuSource
-    def set_profiles(self, profiles: Mapping[str, str | None], now_s: float) -> None:
-        """GPU UUID -> profile name; GPUs not mentioned run the default profile. The load
-        changes at ``now_s``: energy up to then is integrated at the previous load first."""
-        now = now_s
+    def set_profiles(self, profiles: Mapping[str, str | None], now_s: float, holders: Mapping[str, str] | None = None) -> None:
+        """GPU UUID -> profile name; GPUs not mentioned run the default profile. ``holders``:
+        GPU UUID -> the container holding it; the GPUs of one container run in step (a
+        data-parallel job checkpoints on all its GPUs at once). The load changes at
+        ``now_s``: energy up to then is integrated at the previous load first."""
         for gpu in self._gpus:
             wanted = profiles.get(gpu.uuid)
             wanted = wanted if wanted in PROFILES else None
-            if wanted != gpu.profile:
-                self._advance(gpu, now)
+            holder = (holders or {}).get(gpu.uuid)
+            if wanted != gpu.profile or holder != gpu.holder:
+                self._advance(gpu, now_s)
                 gpu.profile = wanted
+                gpu.holder = holder
 
     def _profile(self, gpu: _SimGpu) -> str:
         return gpu.profile or self._default
 
     def _power(self, gpu: _SimGpu, t_s: float) -> float:
-        return profile_power_w(self._profile(gpu), t_s, self._max_w, self._seed, gpu.index, gpu.phase_s)
+        return profile_power_w(self._profile(gpu), t_s, self._max_w, self._seed, gpu.index, gpu.phase)
 
     def _advance(self, gpu: _SimGpu, now_s: float) -> None:
         if gpu.last_t_s is None or now_s <= gpu.last_t_s:
@@ -318,7 +360,7 @@ class SimulatedGpuSource:
         for gpu in self._gpus:
             samples: list[tuple[float, float]] = []
             if since_s is not None:
-                for edge in profile_edges(self._profile(gpu), since_s, now_s, gpu.phase_s):
+                for edge in profile_edges(self._profile(gpu), since_s, now_s, gpu.phase):
                     before = edge - interval_s
                     if before > since_s and (not samples or before > samples[-1][0]):
                         samples.append((before, self._power(gpu, before)))

@@ -96,9 +96,9 @@ class GpuSource(Protocol):
         """The power samples since the last call (hardware: one sample, now)."""
         ...
 
-    def set_profiles(self, profiles: Mapping[str, str | None], now_s: float) -> None:
-        """Which load (the holding pod's ``mlfootprint.io/sim-profile``) each GPU runs;
-        only simulated devices act on it."""
+    def set_profiles(self, profiles: Mapping[str, str | None], now_s: float, holders: Mapping[str, str] | None = None) -> None:
+        """Which load (the holding pod's ``mlfootprint.io/sim-profile``) each GPU runs, and
+        which container holds it; only simulated devices act on it."""
         ...
 
     def close(self) -> None: ...
@@ -113,7 +113,7 @@ class HardwareGpuSource:
     def power_trace(self, since_s: float | None, now_s: float, interval_s: float) -> PowerTrace:
         return {uuid: [(now_s, w)] for uuid, w in self.read_power(now_s).items()}
 
-    def set_profiles(self, profiles: Mapping[str, str | None], now_s: float) -> None:
+    def set_profiles(self, profiles: Mapping[str, str | None], now_s: float, holders: Mapping[str, str] | None = None) -> None:
         pass
 
 
@@ -199,6 +199,12 @@ class GpuSeries:
     swings: int
 
 
+#: Upper bounds of the power histogram: attributed GPU power as a ratio of the power limit
+#: of the GPUs (shares) the container holds. The histogram counts *seconds* (time-weighted),
+#: so irregular sampling (the simulated clock) does not skew it.
+POWER_RATIO_BUCKETS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
 @dataclass(frozen=True, slots=True)
 class ContainerSeries:
     key: ContainerKey
@@ -211,6 +217,10 @@ class ContainerSeries:
     peak_power_w: float
     min_power_w: float
     swings: int
+    #: seconds spent at power ratio <= each POWER_RATIO_BUCKETS bound, then +Inf (cumulative)
+    power_ratio_s: tuple[float, ...] = ()
+    power_ratio_sum: float = 0.0  # time integral of the ratio (s)
+    power_limit_w: float = 0.0  # mean power limit of the GPUs held (W per GPU)
 
 
 @dataclass(frozen=True, slots=True)

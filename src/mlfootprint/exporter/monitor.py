@@ -25,6 +25,8 @@ Counters survive restarts (docs/exporter.md#restarts):
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import logging
 import math
 import threading
@@ -52,6 +54,7 @@ from mlfootprint.exporter.model import (
     ErrorCounter,
     GpuReading,
     GpuSeries,
+    POWER_RATIO_BUCKETS,
     GpuSource,
     HostReading,
     HostSource,
@@ -129,10 +132,25 @@ class _Container:
     ended_unix: float | None = None
     shares: tuple[tuple[str, float], ...] = ()
     last_sample_t: float | None = None
+    #: seconds at power ratio in each bucket (not cumulative; the last one is above 1.0)
+    ratio_s: list[float] = field(default_factory=lambda: [0.0] * (len(POWER_RATIO_BUCKETS) + 1))
+    ratio_sum: float = 0.0
 
     @property
     def swings(self) -> int:
         return self.swings_base + (self.swing.swings if self.swing else 0)
+
+    #: mean power limit of the GPUs held (W per GPU), kept after the container ends so the
+    #: histogram's last seconds keep their limit
+    limit_w: float = 0.0
+
+    def add_ratio(self, dt: float, power_w: float) -> None:
+        """Time-weighted power histogram: ``dt`` seconds at ``power_w`` / the shares' limit."""
+        if dt <= 0 or self.swing_max_w <= 0:
+            return
+        ratio = power_w / self.swing_max_w
+        self.ratio_s[bisect.bisect_left(POWER_RATIO_BUCKETS, ratio)] += dt
+        self.ratio_sum += ratio * dt
 
 
 @dataclass
@@ -228,6 +246,8 @@ class Monitor:
             for t, p in _container_power(c.shares, trace):
                 if c.last_sample_t is not None and t <= c.last_sample_t:
                     continue
+                if c.last_sample_t is not None:
+                    c.add_ratio(t - c.last_sample_t, p)
                 c.last_sample_t = t
                 c.power_w = p
                 if c.peak_w is None or p > c.peak_w:
@@ -307,8 +327,10 @@ class Monitor:
         """Simulated GPUs run the load the holding pod's annotation names; hardware ignores it."""
         if self._gpu_source is None:
             return
-        profiles = {uuid.partition("::")[0]: c.profile for c in listing.containers for _r, uuid in c.device_ids}
-        self._gpu_source.set_profiles(profiles, now)
+        held = [(uuid.partition("::")[0], c) for c in listing.containers for _r, uuid in c.device_ids]
+        profiles = {uuid: c.profile for uuid, c in held}
+        holders = {uuid: "/".join(c.key) for uuid, c in held}
+        self._gpu_source.set_profiles(profiles, now, holders)
 
     def _read_gpus(self, now: float) -> list[GpuReading]:
         if self._gpu_source is None:
@@ -461,6 +483,9 @@ class Monitor:
                 continue
             sampled.append(c)
             max_w = sum(self._gpus[u].max_power_w * s for u, s in c.shares if u in self._gpus)
+            held = sum(s for u, s in c.shares if u in self._gpus)
+            if max_w > 0 and held > 0:
+                c.limit_w = max_w / held
             if max_w > 0 and c.swing is None:
                 c.swing = SwingCounter(max_w, self._swing_fraction, self._swing_window_s)
                 c.swing_max_w = max_w
@@ -511,6 +536,9 @@ class Monitor:
                 c.peak_w if c.peak_w is not None else 0.0,
                 c.min_w if c.min_w is not None else 0.0,
                 c.swings,
+                tuple(itertools.accumulate(c.ratio_s)),
+                c.ratio_sum,
+                c.limit_w,
             )
             for c in sorted(self._containers.values(), key=lambda c: c.key)
         )
@@ -580,6 +608,9 @@ class Monitor:
                     "swings": c.swings,
                     "last_cpu_s": c.last_cpu_s,
                     "ended_unix": c.ended_unix,
+                    "ratio_s": c.ratio_s,
+                    "ratio_sum": c.ratio_sum,
+                    "limit_w": c.limit_w,
                 }
                 for c in self._containers.values()
             ],
@@ -650,6 +681,9 @@ class Monitor:
                 last_cpu_s=c.last_cpu_s,
                 ended_at=state.clock_s if c.ended_unix is not None else None,
                 ended_unix=c.ended_unix,
+                ratio_s=list(c.ratio_s) if len(c.ratio_s) == len(POWER_RATIO_BUCKETS) + 1 else [0.0] * (len(POWER_RATIO_BUCKETS) + 1),
+                ratio_sum=c.ratio_sum,
+                limit_w=c.limit_w,
             )
         self._pod_starts = {(ns, pod): s for ns, pod, s in state.pod_starts}
         for key, c in self._containers.items():

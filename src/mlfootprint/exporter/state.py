@@ -100,6 +100,10 @@ class ContainerState(_Model):
     last_cpu_s: Seconds | None = None
     #: unix time the container was first seen ended (grace period), None while it runs
     ended_unix: UnixTime | None = None
+    #: seconds at each power ratio bucket (exporter.model.POWER_RATIO_BUCKETS, then above)
+    ratio_s: list[Seconds] = Field(default_factory=list)
+    ratio_sum: Seconds = 0.0
+    limit_w: PowerW = 0.0
 
 
 class RaplZone(_Model):

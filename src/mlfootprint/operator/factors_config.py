@@ -17,7 +17,9 @@ Live kinds take ``fallback: N``, used while no live value is available.
 Layers: built-in defaults <- cluster default ConfigMap <- namespace ConfigMap <-
 ``spec.factorsRef``; later layers override field by field.
 
-Validated at the boundary: every number must be finite and within physical bounds
+Validated at the boundary through one typed wire model,
+:class:`~mlfootprint.operator.factors_wire.FactorsConfigMap` (the chart's values schema is
+generated from it too): every number must be finite and within physical bounds
 (:data:`BOUNDS`; e.g. 1e308 g/kWh is refused, not turned into +Inf CO2e). Errors name the
 field and the reason and never echo a value or an unknown key: the ConfigMap may belong to
 someone else (the cluster default), and messages end up in tenants' conditions and Events.
@@ -27,32 +29,41 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import yaml
 from pydantic import ValidationError
 
+from mlfootprint.accounting.embodied import NodeEmbodied, embodied_specs, node_embodied
 from mlfootprint.accounting.factors import EmbodiedSpec, Factors, IntensityInterval
-from mlfootprint.accounting.presets import UnknownRegionError, region_preset
+from mlfootprint.accounting.node_config import EmbodiedConfig
+from mlfootprint.accounting.powercap import DEFAULT_CAP_CURVES, CapCurves
+from mlfootprint.accounting.presets import region_preset
+from mlfootprint.operator.factors_wire import (
+    BOUNDS,
+    ConstantIntensity,
+    FactorsConfigMap,
+    PrometheusIntensity,
+    ProviderIntensity,
+    ScheduleIntensity,
+)
+from mlfootprint.operator.ledger import EmbodiedPlan
 
 __all__ = [
+    "BOUNDS",
     "CarbonIntensitySpec",
     "FactorsError",
     "FactorsLayer",
     "ResolvedFactors",
     "factors_for_interval",
     "parse_factors",
+    "embodied_resolver",
     "resolve_factors",
 ]
 
 CIKind = Literal["constant", "schedule", "prometheus", "provider"]
-PROVIDERS = ("electricitymaps", "watttime")
-_FIELDS = (
-    "region", "pue", "carbonIntensity", "marketCarbonIntensity", "wueOnsite", "wueOffsite",
-    "onsiteWaterBasis", "embodiedGpu", "embodiedHost", "gpuLifetimeYears", "hostLifetimeYears",
-)
 _DOC_KEY = "factors.yaml"
 
 
@@ -90,144 +101,34 @@ class FactorsLayer:
     carbon_intensity: CarbonIntensitySpec | None = None
     source: str | None = None  # namespace/name
     resource_version: str | None = None
+    embodied: EmbodiedConfig | None = None
+    cap_curves: CapCurves | None = None
 
 
 @dataclass(frozen=True)
 class ResolvedFactors:
-    """Factors after layering, plus how carbon intensity is obtained and where it came from."""
+    """Factors after layering, plus how carbon intensity is obtained and where it came from.
+
+    ``embodied``: the node bills of materials and selection rules (default: the presets);
+    ``per_gpu_embodied``: the per-GPU figures a ConfigMap gave with ``embodiedGpu`` (they win
+    over the node model for their GPU models, with ``embodiedHost`` as the host share)."""
 
     factors: Factors
     carbon_intensity: CarbonIntensitySpec
     source: str | None = None
     resource_version: str | None = None
     sources: tuple[str, ...] = ()
-
-
-#: Physical bounds of each number (inclusive; lifetimes exclude 0). The highest grid
-#: intensities are ~1,100 gCO2e/kWh (lignite); PUEs of real facilities are 1.0-3.0; on-site
-#: WUE up to ~10 L/kWh (evaporative towers); water per kWh of electricity up to ~60 L/kWh
-#: (hydro reservoir evaporation, Macknick et al.). Values beyond these are typos or garbage.
-BOUNDS: dict[str, tuple[float, float]] = {
-    "pue": (1.0, 5.0),
-    "carbonIntensity": (0.0, 3000.0),
-    "marketCarbonIntensity": (0.0, 3000.0),
-    "wueOnsite": (0.0, 100.0),
-    "wueOffsite": (0.0, 200.0),
-    "co2eKg": (0.0, 1e6),
-    "waterL": (0.0, 1e7),
-    "lifetimeYears": (0.0, 50.0),
-}
-
-
-def _number(value: Any, name: str, *, bounds: str, strict_min: bool = False) -> float:
-    """A finite number within ``BOUNDS[bounds]``; the error names the field, never the value."""
-    low, high = BOUNDS[bounds]
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise FactorsError(name, f"must be a number, not a {type(value).__name__}")
-    try:
-        x = float(value)
-    except ValueError:
-        raise FactorsError(name, "must be a number") from None
-    if not math.isfinite(x):
-        raise FactorsError(name, "must be a finite number")
-    if x < low or (strict_min and x == low):
-        raise FactorsError(name, f"must be {'>' if strict_min else '>='} {low:g}")
-    if x > high:
-        raise FactorsError(name, f"must be <= {high:g} (a larger value is not physical)")
-    return x
-
-
-def _schedule(value: Any, name: str) -> tuple[float, ...]:
-    if isinstance(value, Mapping):
-        try:
-            hours = {int(str(k)): v for k, v in value.items()}
-        except ValueError:
-            raise FactorsError(name, "hour keys must be integers 0-23") from None
-        missing = [h for h in range(24) if h not in hours]
-        extra = [h for h in hours if not 0 <= h < 24]
-        if missing or extra:
-            raise FactorsError(name, f"needs exactly the hours 0-23 (missing {missing}, extra {extra})")
-        values: Sequence[Any] = [hours[h] for h in range(24)]
-    elif isinstance(value, Sequence) and not isinstance(value, str):
-        if len(value) != 24:
-            raise FactorsError(name, f"needs 24 hourly values (UTC), got {len(value)}")
-        values = value
-    else:
-        raise FactorsError(name, "must be a list of 24 hourly values or a mapping hour -> value")
-    return tuple(_number(v, f"{name}[{i}]", bounds="carbonIntensity") for i, v in enumerate(values))
-
-
-def _carbon_intensity(value: Any, name: str) -> CarbonIntensitySpec:
-    if not isinstance(value, Mapping):
-        return CarbonIntensitySpec("constant", constant_g_per_kwh=_number(value, name, bounds="carbonIntensity"))
-    kinds = [k for k in ("constant", "schedule", "prometheus", "provider") if k in value]
-    if set(map(str, value)) - {"constant", "schedule", "prometheus", "provider", "fallback"}:
-        raise FactorsError(name, "has an unknown key (use constant, schedule, prometheus or provider, and fallback)")
-    if len(kinds) != 1:
-        raise FactorsError(name, f"needs exactly one of constant, schedule, prometheus, provider (got {len(kinds)})")
-    kind = kinds[0]
-    fallback = _number(value["fallback"], f"{name}.fallback", bounds="carbonIntensity") if "fallback" in value else None
-    body = value[kind]
-    if kind == "constant":
-        return CarbonIntensitySpec("constant", constant_g_per_kwh=_number(body, f"{name}.constant", bounds="carbonIntensity"))
-    if kind == "schedule":
-        return CarbonIntensitySpec("schedule", schedule_g_per_kwh=_schedule(body, f"{name}.schedule"))
-    if kind == "prometheus":
-        if isinstance(body, str):
-            body = {"query": body}
-        if not isinstance(body, Mapping) or not str(body.get("query") or "").strip():
-            raise FactorsError(f"{name}.prometheus.query", "a PromQL query is required")
-        return CarbonIntensitySpec(
-            "prometheus", constant_g_per_kwh=fallback, query=str(body["query"]), url=body.get("url")
-        )
-    if not isinstance(body, Mapping):
-        raise FactorsError(f"{name}.provider", "must be a mapping with name and zone")
-    provider = str(body.get("name", "")).lower()
-    if provider not in PROVIDERS:
-        raise FactorsError(f"{name}.provider.name", f"must be one of {', '.join(PROVIDERS)}")
-    zone = str(body.get("zone") or "").strip()
-    if not zone:
-        raise FactorsError(f"{name}.provider.zone", "a grid zone (Electricity Maps zone / WattTime region) is required")
-    return CarbonIntensitySpec(
-        "provider", constant_g_per_kwh=fallback, provider=provider, zone=zone, url=body.get("url")
-    )
-
-
-def _embodied(value: Any, name: str) -> dict[str, EmbodiedSpec]:
-    if not isinstance(value, Mapping) or not value:
-        raise FactorsError(name, "must be a mapping model -> {co2eKg, waterL}")
-    out: dict[str, EmbodiedSpec] = {}
-    for model, spec in value.items():
-        label = _safe_key(model)
-        if not isinstance(spec, Mapping):
-            raise FactorsError(f"{name}.{label}", "must be a mapping with co2eKg and waterL")
-        keys = {"co2eKg": "co2e_kg", "co2e_kg": "co2e_kg", "waterL": "water_l", "water_l": "water_l", "source": "source"}
-        if any(k not in keys for k in spec):
-            raise FactorsError(f"{name}.{label}", "has an unknown key (use co2eKg, waterL, source)")
-        values = {keys[k]: v for k, v in spec.items()}
-        for py, wire in (("co2e_kg", "co2eKg"), ("water_l", "waterL")):
-            if py not in values:
-                raise FactorsError(f"{name}.{label}.{wire}", "required")
-            values[py] = _number(values[py], f"{name}.{label}.{wire}", bounds=wire)
-        try:
-            out[str(model)] = EmbodiedSpec.model_validate(values)
-        except ValidationError as e:
-            raise FactorsError(f"{name}.{label}", e.errors()[0]["type"]) from None
-    return out
-
-
-_SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}$")
-
-
-def _safe_key(key: Any) -> str:
-    """A mapping key fit to appear in a message (a GPU model name), else a placeholder."""
-    text = str(key)
-    return text if _SAFE_KEY.match(text) else "<key>"
+    embodied: EmbodiedConfig = field(default_factory=EmbodiedConfig)
+    cap_curves: CapCurves = DEFAULT_CAP_CURVES
+    per_gpu_embodied: bool = False
 
 
 def _yaml_error(e: yaml.YAMLError) -> str:
     mark = getattr(e, "problem_mark", None)
     return f"not valid YAML (line {mark.line + 1})" if mark is not None else "not valid YAML"
+
+
+_FIELDS = tuple(f.alias or n for n, f in FactorsConfigMap.model_fields.items())
 
 
 def _load_data(data: Mapping[str, str]) -> dict[str, Any]:
@@ -250,51 +151,94 @@ def _load_data(data: Mapping[str, str]) -> dict[str, Any]:
     return raw
 
 
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}$")
+#: union tags and pydantic type names that pydantic puts in an error's location
+_TAGS = {"number", "constant", "schedule", "prometheus", "provider", "components", "flat"}
+
+
+def _no_quotes(text: str) -> str:
+    """Drop quoted values a library message may carry (the ConfigMap may be someone else's)."""
+    return re.sub(r"'[^']*'|\"[^\"]*\"", "<value>", text)
+
+
+def _error(e: ValidationError) -> FactorsError:
+    """The first error as a field path (``carbonIntensity.schedule[23]``) and a reason, with no
+    value and no unknown key of the ConfigMap in either."""
+    err = e.errors()[0]
+    loc = list(err["loc"])
+    parts: list[str] = []
+    for i, part in enumerate(loc[:-1] if err["type"] == "extra_forbidden" else loc):
+        text = str(part)
+        if isinstance(part, int):
+            parts.append(f"[{part}]")
+        elif "[" in text or text in ("PrometheusQuery", "components", "flat"):
+            continue  # a pydantic type name or a bill-of-materials tag, not a field
+        elif i > 0 and loc[i - 1] == "carbonIntensity" and text in _TAGS:
+            continue  # the tag of the carbon-intensity form
+        else:
+            parts.append(text if _SAFE_KEY.match(text) else "<key>")
+    path = "".join(p if p.startswith("[") else f".{p}" for p in parts).lstrip(".")
+    reason = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        reason = "has an unknown field" if path else f"an unknown field (known: {', '.join(_FIELDS)})"
+    inner = re.match(r"^([\w\[\].-]+): (.*)$", reason)
+    if inner and err["type"] == "value_error":  # a model validator that names the field itself
+        path, reason = f"{path}.{inner.group(1)}" if path else inner.group(1), inner.group(2)
+    return FactorsError(path or "data", _no_quotes(reason))
+
+
+def _intensity(wire: Any) -> CarbonIntensitySpec:
+    if isinstance(wire, (int, float)):
+        return CarbonIntensitySpec("constant", constant_g_per_kwh=float(wire))
+    if isinstance(wire, ConstantIntensity):
+        return CarbonIntensitySpec("constant", constant_g_per_kwh=wire.constant)
+    if isinstance(wire, ScheduleIntensity):
+        return CarbonIntensitySpec("schedule", schedule_g_per_kwh=wire.hourly())
+    if isinstance(wire, PrometheusIntensity):
+        q = wire.query()
+        return CarbonIntensitySpec("prometheus", constant_g_per_kwh=wire.fallback, query=q.query, url=q.url)
+    assert isinstance(wire, ProviderIntensity)
+    p = wire.provider
+    return CarbonIntensitySpec("provider", constant_g_per_kwh=wire.fallback, provider=p.name, zone=p.zone, url=p.url)
+
+
 def parse_factors(
     data: Mapping[str, str] | None, *, source: str | None = None, resource_version: str | None = None
 ) -> FactorsLayer:
-    """Validate one ConfigMap's ``data``; raise :class:`FactorsError` naming the field."""
-    raw = _load_data(data or {})
-    unknown = sorted(set(map(str, raw)) - set(_FIELDS))
-    if unknown:
-        raise FactorsError("data", f"{len(unknown)} unknown field(s) (known: {', '.join(_FIELDS)})")
+    """Validate one ConfigMap's ``data`` through :class:`FactorsConfigMap`; raise
+    :class:`FactorsError` naming the field and the reason."""
+    try:
+        wire = FactorsConfigMap.model_validate(_load_data(data or {}))
+    except ValidationError as e:
+        raise _error(e) from None
     fields: dict[str, Any] = {}
     ci: CarbonIntensitySpec | None = None
-    if "region" in raw:
-        try:
-            preset = region_preset(str(raw["region"]))
-        except UnknownRegionError:
-            raise FactorsError(
-                "region", "unknown region code: use an ISO 3166-1 alpha-3 country code such as USA, FRA, DEU "
-                "(`mlfootprint estimate --list-regions` prints them all)"
-            ) from None
+    if wire.region is not None:
+        preset = region_preset(wire.region)
         fields["region"] = preset.code
         fields["wue_offsite_l_per_kwh"] = preset.wue_offsite_l_per_kwh
         ci = CarbonIntensitySpec("constant", constant_g_per_kwh=preset.carbon_intensity_g_per_kwh)
-    if "pue" in raw:
-        fields["pue"] = _number(raw["pue"], "pue", bounds="pue")
-    if "carbonIntensity" in raw:
-        ci = _carbon_intensity(raw["carbonIntensity"], "carbonIntensity")
-    if "marketCarbonIntensity" in raw:
-        fields["market_carbon_intensity_g_per_kwh"] = _number(
-            raw["marketCarbonIntensity"], "marketCarbonIntensity", bounds="marketCarbonIntensity"
-        )
-    if "wueOnsite" in raw:
-        fields["wue_onsite_l_per_kwh"] = _number(raw["wueOnsite"], "wueOnsite", bounds="wueOnsite")
-    if "wueOffsite" in raw:
-        fields["wue_offsite_l_per_kwh"] = _number(raw["wueOffsite"], "wueOffsite", bounds="wueOffsite")
-    if "onsiteWaterBasis" in raw:
-        basis = str(raw["onsiteWaterBasis"])
-        if basis not in ("it", "facility"):
-            raise FactorsError("onsiteWaterBasis", "must be 'it' or 'facility'")
-        fields["onsite_water_basis"] = basis
-    for key, name in (("embodiedGpu", "embodied_gpu"), ("embodiedHost", "embodied_host")):
-        if key in raw:
-            fields[name] = _embodied(raw[key], key)
-    for key, name in (("gpuLifetimeYears", "gpu_lifetime_years"), ("hostLifetimeYears", "host_lifetime_years")):
-        if key in raw:
-            fields[name] = _number(raw[key], key, bounds="lifetimeYears", strict_min=True)
-    return FactorsLayer(fields=fields, carbon_intensity=ci, source=source, resource_version=resource_version)
+    if wire.carbon_intensity is not None:
+        ci = _intensity(wire.carbon_intensity)
+    for name, target in (
+        ("pue", "pue"), ("market_carbon_intensity", "market_carbon_intensity_g_per_kwh"),
+        ("wue_onsite", "wue_onsite_l_per_kwh"), ("wue_offsite", "wue_offsite_l_per_kwh"),
+        ("onsite_water_basis", "onsite_water_basis"), ("gpu_lifetime_years", "gpu_lifetime_years"),
+        ("host_lifetime_years", "host_lifetime_years"),
+    ):
+        value = getattr(wire, name)
+        if value is not None:
+            fields[target] = value
+    for name in ("embodied_gpu", "embodied_host"):
+        table = getattr(wire, name)
+        if table is not None:
+            fields[name] = {
+                model: EmbodiedSpec(co2e_kg=e.co2e_kg, water_l=e.water_l, source=e.source) for model, e in table.items()
+            }
+    return FactorsLayer(
+        fields=fields, carbon_intensity=ci, source=source, resource_version=resource_version,
+        embodied=wire.embodied, cap_curves=wire.power_cap_curves,
+    )
 
 
 def resolve_factors(layers: Sequence[FactorsLayer]) -> ResolvedFactors:
@@ -304,10 +248,16 @@ def resolve_factors(layers: Sequence[FactorsLayer]) -> ResolvedFactors:
     source: str | None = None
     rv: str | None = None
     used: list[str] = []
+    embodied = EmbodiedConfig()
+    curves = DEFAULT_CAP_CURVES
     for layer in layers:
         fields.update(layer.fields)
         if layer.carbon_intensity is not None:
             ci = layer.carbon_intensity
+        if layer.embodied is not None:
+            embodied = layer.embodied
+        if layer.cap_curves is not None:
+            curves = layer.cap_curves
         if layer.source:
             source, rv = layer.source, layer.resource_version
             used.append(layer.source)
@@ -315,7 +265,45 @@ def resolve_factors(layers: Sequence[FactorsLayer]) -> ResolvedFactors:
     if base_ci is None:
         base_ci = ci.schedule_g_per_kwh[0] if ci.schedule_g_per_kwh else Factors().carbon_intensity_g_per_kwh
     factors = Factors.model_validate({**fields, "carbon_intensity_g_per_kwh": base_ci})
-    return ResolvedFactors(factors=factors, carbon_intensity=ci, source=source, resource_version=rv, sources=tuple(used))
+    return ResolvedFactors(
+        factors=factors, carbon_intensity=ci, source=source, resource_version=rv, sources=tuple(used),
+        embodied=embodied, cap_curves=curves, per_gpu_embodied="embodied_gpu" in fields,
+    )
+
+
+def embodied_resolver(
+    resolved: ResolvedFactors, node_labels: Callable[[str], Mapping[str, str]]
+) -> Callable[[str, str | None], EmbodiedPlan]:
+    """(GPU model, node) -> how its device-seconds are charged embodied impact (METHODOLOGY §4).
+
+    The node's bill of materials (``embodied`` rules: GPU model and node labels; presets by
+    default) gives the per-GPU figure and the host, spread over the node's GPUs. A ConfigMap's
+    ``embodiedGpu`` entry for the GPU model (or its ``default``) wins for the GPU part, with
+    ``embodiedHost`` for the model (or ``default``) as the host, none without one (a per-GPU
+    figure such as BLOOM's already covers the whole server).
+    """
+    cfg = resolved.embodied
+    factors = resolved.factors
+    nodes: dict[str, NodeEmbodied] = {}
+
+    def plan(model: str, node: str | None) -> EmbodiedPlan:
+        labels = node_labels(node) if node else {}
+        spec = cfg.node_for(model, labels)
+        per_node = spec.gpu_count if spec is not None else 8
+        if resolved.per_gpu_embodied and (model in factors.embodied_gpu or "default" in factors.embodied_gpu):
+            host = factors.embodied_host.get(model) or factors.embodied_host.get("default")
+            return EmbodiedPlan(
+                gpu_key=f"gpu:{model}", gpu=factors.embodied_for_gpu(model),
+                host_key=f"host:{model}" if host is not None else None, host=host, gpus_per_node=per_node,
+            )
+        if spec is None:
+            return EmbodiedPlan(gpu_key="none", gpu=EmbodiedSpec(co2e_kg=0.0, water_l=0.0, source="no node selected"))
+        if spec.name not in nodes:
+            nodes[spec.name] = node_embodied(spec, cfg.component_factors)
+        gpu, host = embodied_specs(nodes[spec.name])
+        return EmbodiedPlan(gpu_key=f"{spec.name}:gpu", gpu=gpu, host_key=f"{spec.name}:host", host=host, gpus_per_node=per_node)
+
+    return plan
 
 
 def factors_for_interval(

@@ -224,6 +224,15 @@ class Kube:
         finally:
             self.status_writes_in_flight -= 1
 
+    async def replace_status_field(self, plural: str, namespace: str, name: str, field: str, value: Any) -> dict[str, Any]:
+        """Set one field of a mlfootprint.io object's status, leaving the rest as it is."""
+        return await self.request(
+            "PATCH",
+            f"/apis/mlfootprint.io/v1alpha1/namespaces/{namespace}/{plural}/{name}/status",
+            body=[{"op": "add", "path": f"/status/{field}", "value": value}],
+            content_type="application/json-patch+json",
+        )
+
     async def create_custom(self, namespace: str, plural: str, body: dict[str, Any]) -> bool:
         """Create a mlfootprint.io object; False when it already exists."""
         try:

@@ -176,7 +176,8 @@ class LeaderElector:
 
     async def _attempt(self, timeout_s: float) -> bool:
         try:
-            return await asyncio.wait_for(self.try_acquire_or_renew(), timeout=timeout_s)
+            async with asyncio.timeout(timeout_s):  # not wait_for: it can swallow a cancellation (3.11)
+                return await self.try_acquire_or_renew()
         except Exception as e:  # noqa: BLE001 - timeouts, API and connection errors: retried
             log.warning("lease request failed", extra={"lease": f"{self.namespace}/{self.name}", "error": f"{type(e).__name__}: {e}"})
             return False
@@ -213,12 +214,12 @@ class LeaderElector:
     async def release(self) -> None:
         """Give the Lease up (only if this replica still holds it), so a peer takes over at once."""
         try:
-            lease = await asyncio.wait_for(self.kube.get_lease(self.namespace, self.name), timeout=self.renew_deadline_s / 2)
-            record = record_of(lease)
-            if record.holder != self.identity:
-                return
-            body = lease_body(self.name, self.namespace, record, self.identity, self.wall(), self.lease_duration_s, release=True)
-            await asyncio.wait_for(self.kube.replace_lease(self.namespace, self.name, body), timeout=self.renew_deadline_s / 2)
+            async with asyncio.timeout(self.renew_deadline_s / 2):
+                record = record_of(await self.kube.get_lease(self.namespace, self.name))
+                if record.holder != self.identity:
+                    return
+                body = lease_body(self.name, self.namespace, record, self.identity, self.wall(), self.lease_duration_s, release=True)
+                await self.kube.replace_lease(self.namespace, self.name, body)
             log.info("lease released", extra={"identity": self.identity, "lease": f"{self.namespace}/{self.name}"})
         except Exception as e:  # noqa: BLE001 - best effort: the lease then expires on its own
             log.warning("could not release the lease", extra={"error": f"{type(e).__name__}: {e}"})

@@ -38,12 +38,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from mlfootprint.accounting.factors import Factors
+from mlfootprint.accounting.factors import EmbodiedSpec, Factors
 from mlfootprint.accounting.footprint import compute_footprint
 from mlfootprint.accounting.inputs import EnergyInterval, Usage
+from mlfootprint.accounting.workload_model import IntervalAggregate, WorkloadStats
 from mlfootprint.crd.models import Ledger, LedgerTotals, SeriesCounters, ServingCounters
 
 __all__ = [
@@ -51,6 +52,8 @@ __all__ = [
     "MAX_RATE",
     "Anomaly",
     "ContainerObs",
+    "EmbodiedPlan",
+    "EmbodiedResolver",
     "Increment",
     "ServingObs",
     "advance",
@@ -102,6 +105,8 @@ class ContainerObs:
     swings: float = 0.0
     alloc_s: Mapping[str, float] = field(default_factory=dict)  # GPU model -> device-seconds
     gpus: Mapping[str, str] = field(default_factory=dict)  # GPU UUID -> model
+    power_s: tuple[float, ...] = ()  # power-ratio histogram, cumulative seconds per bound
+    limit_w: float | None = None  # mean power limit of the GPUs held, W
 
 
 @dataclass(frozen=True)
@@ -128,7 +133,11 @@ class Increment:
     cpu_j: float = 0.0
     dram_j: float = 0.0
     alloc_s: dict[str, float] = field(default_factory=dict)  # GPU model -> device-seconds held
+    #: (GPU model, node) -> device-seconds held: which node's host the embodied share is of
+    alloc_nodes: dict[tuple[str, str | None], float] = field(default_factory=dict)
     gpus: int = 0  # GPUs of the containers that held GPUs in the interval
+    power_s: list[float] = field(default_factory=list)  # power-ratio histogram seconds, per bound
+    power_limit_s: float = 0.0  # Σ limit x seconds (W·s)
     swings: float = 0.0
     requests: float = 0.0
     tokens_in: float = 0.0
@@ -187,6 +196,20 @@ _WIRE = {"requests": "requests", "tokens_in": "tokensIn", "tokens_out": "tokensO
 # ----------------------------------------------------------------------------- advancing
 
 
+def _hist_delta(last: Sequence[float] | None, cur: Sequence[float]) -> tuple[list[float], bool]:
+    """Per-bound growth of a cumulative histogram, and whether any bound went down."""
+    if not cur:
+        return [], False
+    if not last or len(last) != len(cur):
+        return list(cur), False
+    out, down = [], False
+    for a, b in zip(last, cur, strict=True):
+        d, dec = _grow(a, b)
+        out.append(d)
+        down |= dec
+    return out, down
+
+
 def _grow(last: float, cur: float) -> tuple[float, bool]:
     """(delta, decreased) of a counter within one incarnation."""
     if cur >= last:
@@ -200,18 +223,21 @@ def _container_delta(entry: SeriesCounters | None, obs: ContainerObs, folded: Ma
     new = SeriesCounters(
         node=obs.node, start=obs.start, gpu_j=obs.gpu_j, cpu_j=obs.cpu_j, dram_j=obs.dram_j,
         swings=obs.swings, alloc_s=dict(obs.alloc_s), gpus=len(obs.gpus),
+        power_s=list(obs.power_s) or None, limit_w=obs.limit_w,
     )
     if entry is None:
         watermark = folded.get(obs.node or "")
         if obs.start is not None and watermark is not None and obs.start <= watermark:
             return None, inc, "StaleSeries"
-        _fill(inc, obs.gpu_j, obs.cpu_j, obs.dram_j, obs.swings, obs.alloc_s)
+        _fill(inc, obs.gpu_j, obs.cpu_j, obs.dram_j, obs.swings, obs.alloc_s, obs.node)
+        _fill_power(inc, list(obs.power_s), obs.limit_w)
         return new, inc, None
     if entry.start is not None and obs.start is not None:
         if obs.start < entry.start:
             return entry, inc, "StaleSeries"
         if obs.start > entry.start:  # the counters really restarted from zero
-            _fill(inc, obs.gpu_j, obs.cpu_j, obs.dram_j, obs.swings, obs.alloc_s)
+            _fill(inc, obs.gpu_j, obs.cpu_j, obs.dram_j, obs.swings, obs.alloc_s, obs.node)
+            _fill_power(inc, list(obs.power_s), obs.limit_w)
             return new, inc, None
         # same incarnation: growth, or a rollback (never a reset)
         decreased = False
@@ -225,7 +251,10 @@ def _container_delta(entry: SeriesCounters | None, obs: ContainerObs, folded: Ma
             d, down = _grow(entry.alloc_s.get(model, 0.0), cur)
             alloc[model] = d
             decreased |= down
-        _fill(inc, *deltas, alloc)
+        hist, down = _hist_delta(entry.power_s, obs.power_s)
+        decreased |= down
+        _fill(inc, *deltas, alloc, obs.node)
+        _fill_power(inc, hist, obs.limit_w)
         return new, inc, "Rollback" if decreased else None
     # no start on one side: the classic rule, lower means reset (the new value is new)
     deltas = [
@@ -236,11 +265,16 @@ def _container_delta(entry: SeriesCounters | None, obs: ContainerObs, folded: Ma
     for model, cur in obs.alloc_s.items():
         last = entry.alloc_s.get(model, 0.0)
         alloc[model] = cur if cur < last else cur - last
-    _fill(inc, *deltas, alloc)
+    hist, down = _hist_delta(entry.power_s, obs.power_s)
+    _fill(inc, *deltas, alloc, obs.node)
+    _fill_power(inc, list(obs.power_s) if down else hist, obs.limit_w)
     return new, inc, None
 
 
-def _fill(inc: Increment, gpu_j: float, cpu_j: float, dram_j: float, swings: float, alloc: Mapping[str, float]) -> None:
+def _fill(
+    inc: Increment, gpu_j: float, cpu_j: float, dram_j: float, swings: float, alloc: Mapping[str, float],
+    node: str | None = None,
+) -> None:
     inc.gpu_j += gpu_j
     inc.cpu_j += cpu_j
     inc.dram_j += dram_j
@@ -248,6 +282,20 @@ def _fill(inc: Increment, gpu_j: float, cpu_j: float, dram_j: float, swings: flo
     for model, s in alloc.items():
         if s:
             inc.alloc_s[model] = inc.alloc_s.get(model, 0.0) + s
+            inc.alloc_nodes[(model, node)] = inc.alloc_nodes.get((model, node), 0.0) + s
+
+
+def _fill_power(inc: Increment, hist: list[float], limit_w: float | None) -> None:
+    """Add a container's histogram growth (seconds per bound) to the increment."""
+    if not hist:
+        return
+    if not inc.power_s:
+        inc.power_s = [0.0] * len(hist)
+    if len(inc.power_s) != len(hist):
+        return
+    inc.power_s = [a + b for a, b in zip(inc.power_s, hist, strict=True)]
+    if limit_w:
+        inc.power_limit_s += limit_w * hist[-1]  # the last bound (+Inf) holds every second
 
 
 def _serving_delta(
@@ -338,7 +386,16 @@ def advance(
             series[name] = entry
         if problem:
             anomalies.append(Anomaly(problem, name))
-        _fill(inc, part.gpu_j, part.cpu_j, part.dram_j, part.swings, part.alloc_s)
+        inc.gpu_j += part.gpu_j
+        inc.cpu_j += part.cpu_j
+        inc.dram_j += part.dram_j
+        inc.swings += part.swings
+        for model, sec in part.alloc_s.items():
+            inc.alloc_s[model] = inc.alloc_s.get(model, 0.0) + sec
+        for key, sec in part.alloc_nodes.items():
+            inc.alloc_nodes[key] = inc.alloc_nodes.get(key, 0.0) + sec
+        _fill_power(inc, part.power_s, None)
+        inc.power_limit_s += part.power_limit_s
         if any(part.alloc_s.values()):
             inc.gpus += len(obs.gpus)
     for pod, sobs in sorted((serving or {}).items()):
@@ -380,14 +437,60 @@ def held_seconds(inc: Increment, start_s: float, end_s: float) -> float:
     return end_s - start_s
 
 
-def apply_increment(totals: LedgerTotals, inc: Increment, factors: Factors, start_s: float, end_s: float) -> LedgerTotals:
+@dataclass(frozen=True)
+class EmbodiedPlan:
+    """How a (GPU model, node) pair is charged embodied impact (see accounting.embodied):
+    per GPU ``gpu`` over the GPU lifetime, and the node's ``host`` spread over its
+    ``gpus_per_node`` GPUs over the host lifetime (None: no host share, e.g. a per-GPU figure
+    that already covers the whole server)."""
+
+    gpu_key: str
+    gpu: EmbodiedSpec
+    host_key: str | None = None
+    host: EmbodiedSpec | None = None
+    gpus_per_node: int = 8
+
+
+#: (GPU model, node name or None) -> how its device-seconds are charged
+EmbodiedResolver = Callable[[str, "str | None"], EmbodiedPlan]
+
+
+def _with_embodied(factors: Factors, inc: Increment, embodied: EmbodiedResolver | None) -> tuple[Factors, dict[str, float], dict[str, float]]:
+    """Factors whose embodied tables hold exactly the plans of this increment's GPUs, and the
+    GPU-hours and host share-hours to charge."""
+    gpu_hours: dict[str, float] = {}
+    host_hours: dict[str, float] = {}
+    if embodied is None:
+        return factors, {m: s / 3600.0 for m, s in inc.alloc_s.items() if s > 0}, host_hours
+    gpu_specs: dict[str, EmbodiedSpec] = {}
+    host_specs: dict[str, EmbodiedSpec] = {}
+    for (model, node), seconds in inc.alloc_nodes.items():
+        if seconds <= 0:
+            continue
+        plan = embodied(model, node)
+        gpu_specs[plan.gpu_key] = plan.gpu
+        gpu_hours[plan.gpu_key] = gpu_hours.get(plan.gpu_key, 0.0) + seconds / 3600.0
+        if plan.host is not None and plan.host_key is not None and plan.gpus_per_node > 0:
+            host_specs[plan.host_key] = plan.host
+            host_hours[plan.host_key] = host_hours.get(plan.host_key, 0.0) + seconds / 3600.0 / plan.gpus_per_node
+    return factors.model_copy(update={"embodied_gpu": gpu_specs, "embodied_host": host_specs}), gpu_hours, host_hours
+
+
+def apply_increment(
+    totals: LedgerTotals, inc: Increment, factors: Factors, start_s: float, end_s: float,
+    *, embodied: EmbodiedResolver | None = None, workload: bool = False,
+) -> LedgerTotals:
     """New totals after adding ``inc``, measured over ``[start_s, end_s)`` under ``factors``.
 
     Carbon, water and embodied impact come from :func:`compute_footprint` (METHODOLOGY §3-4):
     with a time-varying carbon intensity the increment is spread uniformly over its interval
     and integrated against the intensity, so the ledger integrates per interval (never total
-    x average). ``heldS`` (:func:`held_seconds`) is the denominator of ``status.power.avgW``;
-    ``activeS`` the wall-clock seconds of intervals with GPU energy.
+    x average). Embodied impact is charged by part: ``embodied`` says, per GPU model and node,
+    the per-GPU figure and the node's host figure (the host share is the fraction of the
+    node's GPUs held x time); without it, ``factors.embodied_gpu`` per GPU model. ``heldS``
+    (:func:`held_seconds`) is the denominator of ``status.power.avgW``; ``activeS`` the
+    wall-clock seconds of intervals with GPU energy. ``workload``: add the interval to the
+    per-request energy model's statistics (InferenceService).
     """
     if inc.is_empty():
         return totals
@@ -399,9 +502,9 @@ def apply_increment(totals: LedgerTotals, inc: Increment, factors: Factors, star
         for comp, e in (("gpu", inc.gpu_j), ("cpu", inc.cpu_j), ("dram", inc.dram_j))
         if e > 0
     ]
-    gpu_hours = {m: s / 3600.0 for m, s in inc.alloc_s.items() if s > 0}
+    charged, gpu_hours, host_hours = _with_embodied(factors, inc, embodied)
     if intervals or gpu_hours:
-        fp = compute_footprint(Usage(intervals=intervals, gpu_hours=gpu_hours), factors)
+        fp = compute_footprint(Usage(intervals=intervals, gpu_hours=gpu_hours, host_hours=host_hours), charged)
         t["it_j"] += fp.energy_it_total_j
         t["facility_j"] += fp.energy_facility_total_j
         t["co2e_op_g"] += fp.operational_co2e_g
@@ -411,6 +514,10 @@ def apply_increment(totals: LedgerTotals, inc: Increment, factors: Factors, star
         t["water_on_l"] += fp.water_onsite_l
         t["water_off_l"] += fp.water_offsite_l
         t["water_emb_l"] += fp.embodied_water_l or 0.0
+        for share in fp.embodied:
+            part = "host" if share.kind == "host" else "gpu"
+            t[f"co2e_emb_{part}_g"] += share.co2e_g
+            t[f"water_emb_{part}_l"] += share.water_l
     t["gpu_j"] += inc.gpu_j
     t["cpu_j"] += inc.cpu_j
     t["dram_j"] += inc.dram_j
@@ -426,6 +533,20 @@ def apply_increment(totals: LedgerTotals, inc: Increment, factors: Factors, star
     t["requests"] += inc.requests
     t["tokens_in"] += inc.tokens_in
     t["tokens_out"] += inc.tokens_out
+    if inc.power_s:
+        old = t["power_s"] or [0.0] * len(inc.power_s)
+        if len(old) == len(inc.power_s):
+            t["power_s"] = [a + b for a, b in zip(old, inc.power_s, strict=True)]
+            t["power_limit_s"] += inc.power_limit_s
+    if workload and inc.requests > 0:
+        old = dict(t["workload"] or {})
+        old["n"] = old.pop("intervals", 0)
+        stats = WorkloadStats.model_validate(old).add(
+            IntervalAggregate(energy_j=inc.gpu_j, tokens_in=inc.tokens_in, tokens_out=inc.tokens_out, requests=inc.requests)
+        )
+        new = stats.model_dump()
+        new["intervals"] = new.pop("n")
+        t["workload"] = new
     return LedgerTotals.model_validate(t)
 
 

@@ -59,6 +59,10 @@ def register(
     async def models_index(spec: Any, status: Any, namespace: str, name: str, **_: Any) -> Any:
         return indexes.index_run_by_model(spec, status, namespace, name)
 
+    @kopf.index("nodes", registry=registry, id="nodes_index")
+    async def nodes_index(name: str, labels: Any, **_: Any) -> Any:
+        return {name: dict(labels or {})}  # embodied: a node's labels select its bill of materials
+
     @kopf.index(g, v, "trainingruns", registry=registry, id="tr_claims")
     async def tr_claims(meta: Any, spec: Any, **_: Any) -> Any:
         return indexes.index_claim("TrainingRun", meta, spec)

@@ -22,7 +22,10 @@ from mlfootprint.crd.models import LedgerTotals
 
 __all__ = ["OperatorMetrics", "RunFigures"]
 
-RUN_LABELS = ("namespace", "name", "kind", "phase", "model")
+#: Labels of the per-run series: identity only. Slow-moving labels (phase, model) live on
+#: ``mlfootprint_run_info`` to join on, so a phase change does not churn every series.
+RUN_LABELS = ("namespace", "name", "kind")
+INFO_LABELS = ("namespace", "name", "kind", "phase", "model")
 
 #: metric name -> (RunFigures attribute, help)
 _RUN_GAUGES: tuple[tuple[str, str, str], ...] = (
@@ -41,6 +44,8 @@ _RUN_GAUGES: tuple[tuple[str, str, str], ...] = (
     ("mlfootprint_inference_joules_per_token", "joules_per_token", "Facility J per output token."),
     ("mlfootprint_inference_co2e_grams_per_request", "co2e_g_per_request", "Total gCO2e per request."),
     ("mlfootprint_inference_breakeven_ratio", "breakeven_ratio", "Requests served / breakeven requests."),
+    ("mlfootprint_run_power_cap_recommended_watts", "power_cap_w", "Recommended GPU power cap (advice), W per GPU; only when one saves energy."),
+    ("mlfootprint_run_power_cap_energy_saved_ratio", "power_cap_saving_ratio", "Estimated share of GPU energy the recommended cap saves."),
 )
 
 
@@ -79,6 +84,8 @@ class RunFigures:
     joules_per_token: float | None = None
     co2e_g_per_request: float | None = None
     breakeven_ratio: float | None = None
+    power_cap_w: float | None = None
+    power_cap_saving_ratio: float | None = None
 
 
 class OperatorMetrics(Collector):
@@ -172,13 +179,20 @@ class OperatorMetrics(Collector):
             runs = list(self._runs.values())
             factors = dict(self._factors_valid)
             sources = dict(self._source_up)
+        info = GaugeMetricFamily(
+            "mlfootprint_run_info", "1 for every run: its lifecycle phase and model, to join the per-run series on.",
+            labels=INFO_LABELS,
+        )
+        for r in runs:
+            info.add_metric([r.namespace, r.name, r.kind, r.phase, r.model], 1.0)
+        yield info
         for metric, attr, help_text in _RUN_GAUGES:
             fam = GaugeMetricFamily(metric, help_text, labels=RUN_LABELS)
             for r in runs:
                 value = getattr(r, attr)
                 if value is None:
                     continue
-                fam.add_metric([r.namespace, r.name, r.kind, r.phase, r.model], float(value))
+                fam.add_metric([r.namespace, r.name, r.kind], float(value))
             yield fam
         yield from _model_families(runs)
         fv = GaugeMetricFamily(

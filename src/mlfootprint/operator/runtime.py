@@ -62,6 +62,9 @@ class Runtime:
     metrics_server: Any = None
     #: uid -> the status this operator last wrote and the API server accepted (never ahead of it)
     written: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: uid -> measurement time of the last reading that added nothing to the written ledger and
+    #: was not written: the start of the next increment's interval (time attribution only)
+    quiet: dict[str, float] = field(default_factory=dict)
     #: uids of workloads auto-discovery has created a run for (entries leave with the workload)
     discovered: set[str] = field(default_factory=set)
 

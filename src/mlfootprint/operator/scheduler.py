@@ -188,11 +188,15 @@ class RefreshScheduler:
                 timeout = None
                 if self._heap and not sem.locked():
                     timeout = max(self._heap[0][0] - self.clock(), 0.0)
+                if sem.locked():
+                    await self._wait_slot(sem)
+                    continue
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
+                # task's cancellation when the event is set at the same moment, and the
+                # queue then never stopped
                 try:
-                    if sem.locked():
-                        await self._wait_slot(sem)
-                    else:
-                        await asyncio.wait_for(self._wake.wait(), timeout)
+                    async with asyncio.timeout(timeout):
+                        await self._wake.wait()
                 except TimeoutError:
                     pass
         finally:

@@ -66,12 +66,15 @@ QUANTITIES: tuple[str, ...] = (
     "operational_kg",
     "market_kg",
     "embodied_kg",
+    "embodied_gpu_kg",
+    "embodied_host_kg",
     "total_kg",
     "onsite_l",
     "offsite_l",
     "embodied_l",
     "total_l",
     "requests",
+    "cap_saving_kg",
 )
 #: Stack order of charts: the three phases, then idle energy.
 STACKS: tuple[str, ...] = (*PHASES, "idle")
@@ -260,7 +263,8 @@ def fill_idle(table: RunTable) -> tuple[RunTable, list[str]]:
         fill(column, it_idle * ratio)
     if market_ratio is not None:
         fill("market_kg", it_idle * market_ratio)
-    fill("embodied_kg", np.zeros(len(iv)))
+    for column in ("embodied_kg", "embodied_gpu_kg", "embodied_host_kg", "cap_saving_kg"):
+        fill(column, np.zeros(len(iv)))
     fill("embodied_l", np.zeros(len(iv)))
     fill("total_kg", iv[:, COL["operational_kg"]] + iv[:, COL["embodied_kg"]])
     fill("total_l", iv[:, COL["onsite_l"]] + iv[:, COL["offsite_l"]] + iv[:, COL["embodied_l"]])

@@ -75,6 +75,8 @@ _COLUMN_SPEC: tuple[tuple[str, str | None, str], ...] = (
     ("operational_kg", "carbon", "operationalKg"),
     ("market_kg", "carbon", "marketKg"),  # NaN where not configured; never added to totals
     ("embodied_kg", "carbon", "embodiedKg"),
+    ("embodied_gpu_kg", "carbon", "embodiedGpuKg"),  # by part (issue 14): GPUs, and the nodes' hosts
+    ("embodied_host_kg", "carbon", "embodiedHostKg"),
     ("total_kg", "carbon", "totalKg"),
     ("onsite_l", "water", "onsiteL"),
     ("offsite_l", "water", "offsiteL"),
@@ -83,6 +85,7 @@ _COLUMN_SPEC: tuple[tuple[str, str | None, str], ...] = (
     ("requests", "inference", "requests"),
     ("input_tokens", "inference", "inputTokens"),
     ("output_tokens", "inference", "outputTokens"),
+    ("cap_saving_kg", "powerCap", "co2eSavedKg"),  # CO2e a recommended GPU power cap would have saved (advice)
 )
 COLUMNS: tuple[str, ...] = tuple(c for c, _, _ in _COLUMN_SPEC)
 COL: dict[str, int] = {c: i for i, c in enumerate(COLUMNS)}
@@ -349,13 +352,19 @@ def record_from_object(obj: Mapping[str, Any]) -> dict[str, Any]:
         "endTime": status.get("completionTime") or (status.get("ledger") or {}).get("observedAt") or status.get("lastUpdated"),
         "gpuHours": status.get("gpuHours", 0.0),
         "energy": {k: energy[k] for k in ("gpuKWh", "hostKWh", "itKWh", "facilityKWh") if k in energy},
-        "carbon": {k: carbon[k] for k in ("operationalKg", "marketKg", "embodiedKg", "totalKg") if k in carbon},
+        "carbon": {
+            k: carbon[k] for k in ("operationalKg", "marketKg", "embodiedKg", "embodiedGpuKg", "embodiedHostKg", "totalKg")
+            if k in carbon
+        },
         "water": {k: water[k] for k in ("onsiteL", "offsiteL", "embodiedL", "totalL") if k in water},
     }
     if kind == "InferenceService":
         record["inference"] = {
             k: inference.get(k, 0) for k in ("requests", "inputTokens", "outputTokens")
         }
+    cap = status.get("powerCap") or {}
+    if cap.get("status") == "recommend" and cap.get("co2eSavedKg") is not None:
+        record["powerCap"] = {"co2eSavedKg": cap["co2eSavedKg"]}
     return record
 
 
@@ -406,6 +415,8 @@ def table_to_snapshot(table: RunTable, *, source: Mapping[str, Any], generated_a
         }
         if table.kind[i] == "InferenceService":
             rec["inference"] = sections.get("inference", {})
+        if sections.get("powerCap", {}).get("co2eSavedKg"):
+            rec["powerCap"] = sections["powerCap"]
         runs.append(rec)
     return {
         "format": SNAPSHOT_FORMAT,

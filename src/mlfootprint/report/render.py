@@ -35,6 +35,9 @@ LABELS: dict[str, tuple[str, int]] = {
     "operational_kg": ("CO2e op. kg", 2),
     "market_kg": ("CO2e market kg", 2),
     "embodied_kg": ("CO2e emb. kg", 2),
+    "embodied_gpu_kg": ("emb. GPU kg", 2),
+    "embodied_host_kg": ("emb. host kg", 2),
+    "cap_saving_kg": ("Cap saving kg", 2),
     "total_kg": ("CO2e total kg", 2),
     "onsite_l": ("Water on-site L", 1),
     "offsite_l": ("Water off-site L", 1),
@@ -43,7 +46,10 @@ LABELS: dict[str, tuple[str, int]] = {
     "requests": ("Requests", 0),
 }
 #: CSV/JSON names (snake_case with units).
-ENERGY_CARBON = ("gpu_hours", "gpu_kwh", "host_kwh", "facility_kwh", "operational_kg", "market_kg", "embodied_kg", "total_kg")
+ENERGY_CARBON = (
+    "gpu_hours", "gpu_kwh", "host_kwh", "facility_kwh", "operational_kg", "market_kg", "embodied_kg", "embodied_host_kg",
+    "total_kg", "cap_saving_kg",
+)
 WATER = ("onsite_l", "offsite_l", "embodied_l", "total_l")
 
 
@@ -270,7 +276,8 @@ def render_csv(report: Report, view: str = "chargeback") -> str:
         return buf.getvalue()
     dims = list(report.dimensions) or ["group"]
     quantities = ["gpu_hours", "gpu_kwh", "host_kwh", "it_kwh", "facility_kwh", "operational_kg", "market_kg", "embodied_kg",
-                  "total_kg", "onsite_l", "offsite_l", "embodied_l", "total_l", "requests"]
+                  "embodied_gpu_kg", "embodied_host_kg", "total_kg", "onsite_l", "offsite_l", "embodied_l", "total_l", "requests",
+                  "cap_saving_kg"]
     header = [*dims, "runs", *quantities, "idle_shared_kwh"]
     if _has_cost(report):
         header += ["energy_cost", "carbon_cost", "total_cost"]

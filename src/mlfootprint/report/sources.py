@@ -195,6 +195,9 @@ _SPLITS = {
     "onsite_l": "total_l",
     "offsite_l": "total_l",
     "embodied_l": "total_l",
+    "embodied_gpu_kg": "embodied_kg",
+    "embodied_host_kg": "embodied_kg",
+    "cap_saving_kg": "operational_kg",
     "input_tokens": "requests",
     "output_tokens": "requests",
 }
@@ -259,7 +262,7 @@ class PrometheusSource:
             raise SourceError("Prometheus mode needs the start of the period (--since or --month)")
         base = self.base.load(tasks)
         lookback = max(300, int(math.ceil(until - since)))
-        task = tasks.task("querying Prometheus", total=len(RUN_GAUGES) * 2 + 3)
+        task = tasks.task("querying Prometheus", total=len(RUN_GAUGES) * 2 + 4)
         deltas: dict[tuple[str, ...], dict[str, float]] = {}
         meta: dict[tuple[str, ...], tuple[float, dict[str, str]]] = {}
         for metric, (column, scale) in RUN_GAUGES.items():
@@ -273,6 +276,10 @@ class PrometheusSource:
                 deltas.setdefault(run, {})[column] = delta * scale
                 if run not in meta or value > meta[run][0]:
                     meta[run] = (value, labels)
+        # phase and model live on mlfootprint_run_info (the per-run series carry identity only)
+        for run, (_value, labels) in self._at("mlfootprint_run_info", until, lookback).items():
+            if run in meta:
+                meta[run] = (meta[run][0], {**meta[run][1], **{k: labels[k] for k in ("phase", "model") if k in labels}})
         table = self._overlay(base, deltas, meta, since, until)
         idle = self._idle(since, until, task)
         source = {"kind": "prometheus", "prometheusUrl": self.url, "base": dict(base.meta.get("source") or {})}

@@ -172,6 +172,20 @@ class Board:
         }
 
 
+def _with_phase(metric: str, selector: str) -> str:
+    """A per-run series with the run's phase and model joined from ``mlfootprint_run_info``
+    (the phase lives there only, so a phase change does not churn every series)."""
+    return (
+        f"({metric}{{{selector}}} * on (namespace, name, kind) group_left (phase, model) "
+        f'mlfootprint_run_info{{phase=~"$phase"}})'
+    )
+
+
+def _with_model(metric: str, selector: str) -> str:
+    """A per-run series with the run's model joined from ``mlfootprint_run_info``."""
+    return f"({metric}{{{selector}}} * on (namespace, name, kind) group_left (model) mlfootprint_run_info)"
+
+
 def cluster_overview() -> Board:
     b = Board(
         "mlfootprint-cluster",
@@ -180,9 +194,8 @@ def cluster_overview() -> Board:
         ["mlfootprint", "energy", "carbon"],
     )
     b.var("namespace", "label_values(mlfootprint_pod_gpu_energy_joules_total, namespace)", "Namespace")
-    b.var("phase", "label_values(mlfootprint_run_energy_joules, phase)", "Phase")
+    b.var("phase", "label_values(mlfootprint_run_info, phase)", "Phase")
     ns = 'namespace=~"$namespace"'
-    run = f'{ns}, phase=~"$phase"'
     b.row("Now")
     b.panel("stat", "GPU power (all GPUs)", [_target("sum(mlfootprint_gpu_power_watts)")], unit="watt", w=6, h=5)
     b.panel(
@@ -211,7 +224,7 @@ def cluster_overview() -> Board:
     b.panel(
         "stat",
         "Runs metered",
-        [_target(f"count(mlfootprint_run_energy_joules{{{run}}})", instant=True)],
+        [_target(f"count({_with_phase('mlfootprint_run_energy_joules', ns)})", instant=True)],
         w=6,
         h=5,
     )
@@ -260,28 +273,28 @@ def cluster_overview() -> Board:
     b.panel(
         "bargauge",
         "Facility energy by phase",
-        [_target(f"sum by (phase) (mlfootprint_run_energy_joules{{{run}}}) / {J_PER_KWH:g}", "{{phase}}", instant=True)],
+        [_target(f"sum by (phase) ({_with_phase('mlfootprint_run_energy_joules', ns)}) / {J_PER_KWH:g}", "{{phase}}", instant=True)],
         unit="kwatth",
         w=8,
     )
     b.panel(
         "bargauge",
         "CO2e by phase (operational + embodied)",
-        [_target(f"sum by (phase) (mlfootprint_run_co2e_grams{{{run}}}) / 1000", "{{phase}}", instant=True)],
+        [_target(f"sum by (phase) ({_with_phase('mlfootprint_run_co2e_grams', ns)}) / 1000", "{{phase}}", instant=True)],
         unit="masskg",
         w=8,
     )
     b.panel(
         "bargauge",
         "Water by phase",
-        [_target(f"sum by (phase) (mlfootprint_run_water_liters{{{run}}})", "{{phase}}", instant=True)],
+        [_target(f"sum by (phase) ({_with_phase('mlfootprint_run_water_liters', ns)})", "{{phase}}", instant=True)],
         unit="litre",
         w=8,
     )
     b.panel(
         "timeseries",
         "CO2e by namespace",
-        [_target(f"sum by (namespace) (mlfootprint_run_co2e_grams{{{run}}}) / 1000", "{{namespace}}")],
+        [_target(f"sum by (namespace) ({_with_phase('mlfootprint_run_co2e_grams', ns)}) / 1000", "{{namespace}}")],
         unit="masskg",
         stack=True,
     )
@@ -289,8 +302,8 @@ def cluster_overview() -> Board:
         "timeseries",
         "Operational vs embodied CO2e",
         [
-            _target(f"sum(mlfootprint_run_operational_co2e_grams{{{run}}}) / 1000", "operational"),
-            _target(f"sum(mlfootprint_run_embodied_co2e_grams{{{run}}}) / 1000", "embodied"),
+            _target(f"sum({_with_phase('mlfootprint_run_operational_co2e_grams', ns)}) / 1000", "operational"),
+            _target(f"sum({_with_phase('mlfootprint_run_embodied_co2e_grams', ns)}) / 1000", "embodied"),
         ],
         unit="masskg",
         stack=True,
@@ -298,14 +311,14 @@ def cluster_overview() -> Board:
     b.panel(
         "timeseries",
         "Water by namespace",
-        [_target(f"sum by (namespace) (mlfootprint_run_water_liters{{{run}}})", "{{namespace}}")],
+        [_target(f"sum by (namespace) ({_with_phase('mlfootprint_run_water_liters', ns)})", "{{namespace}}")],
         unit="litre",
         stack=True,
     )
     b.panel(
         "timeseries",
         "GPU-hours held by phase",
-        [_target(f"sum by (phase) (mlfootprint_run_gpu_allocation_seconds{{{run}}}) / 3600", "{{phase}}")],
+        [_target(f"sum by (phase) ({_with_phase('mlfootprint_run_gpu_allocation_seconds', ns)}) / 3600", "{{phase}}")],
         unit="h",
         stack=True,
     )
@@ -446,7 +459,7 @@ def inference_efficiency() -> Board:
     b.panel(
         "timeseries",
         "Facility energy per output token",
-        [_target(f"mlfootprint_inference_joules_per_token{{{sel}}}", "{{namespace}}/{{name}} ({{model}})")],
+        [_target(f"{_with_model('mlfootprint_inference_joules_per_token', sel)}", "{{namespace}}/{{name}} ({{model}})")],
         unit="J",
     )
     b.panel(
@@ -478,7 +491,7 @@ def inference_efficiency() -> Board:
     b.panel(
         "bargauge",
         "Breakeven: inference CO2e / training CO2e of the model",
-        [_target(f"mlfootprint_inference_breakeven_ratio{{{sel}}}", "{{name}} ({{model}})", instant=True)],
+        [_target(f"{_with_model('mlfootprint_inference_breakeven_ratio', sel)}", "{{name}} ({{model}})", instant=True)],
         unit="percentunit",
         minmax=(0, 1),
         thresholds=[(None, "blue"), (1, "orange")],

@@ -35,7 +35,19 @@ from collections.abc import Callable, Sequence
 import aiohttp
 
 from mlfootprint.operator.energy import Observation
-from mlfootprint.operator.energy.snapshot import GPU_ALLOC, GPU_ENERGY, HOST_ENERGY, MIN, PEAK, START, SWINGS, ContainerSeries, observation_from
+from mlfootprint.operator.energy.snapshot import (
+    GPU_ALLOC,
+    GPU_ENERGY,
+    HOST_ENERGY,
+    LIMIT,
+    MIN,
+    PEAK,
+    RATIO,
+    START,
+    SWINGS,
+    ContainerSeries,
+    observation_from,
+)
 from mlfootprint.operator.ledger import ContainerObs, valid_counter
 
 __all__ = ["PrometheusSource", "aligned_eval_time"]
@@ -52,6 +64,8 @@ _SERIES = {
     GPU_ALLOC: "namespace, pod, container, gpu_model",
     SWINGS: "namespace, pod, container",
     START: "namespace, pod, container, node",
+    RATIO: "namespace, pod, container, le",
+    LIMIT: "namespace, pod, container",
 }
 
 
@@ -122,7 +136,7 @@ class PrometheusSource:
                 except (TypeError, ValueError, IndexError, KeyError):
                     invalid.add(metric)
                     continue
-                ok = (0 < v < 1e11) if metric == START else (0 <= v <= 1e5) if metric in (PEAK, MIN) else valid_counter(v)
+                ok = (0 < v < 1e11) if metric == START else (0 <= v <= 1e5) if metric in (PEAK, MIN, LIMIT) else valid_counter(v)
                 if not ok:
                     invalid.add(metric)
                     continue
@@ -139,6 +153,11 @@ class PrometheusSource:
                 elif metric == START:
                     c.start = v if c.start is None else max(c.start, v)
                     c.node = m.get("node") or c.node
+                elif metric == RATIO:
+                    if not c.add_bucket(m.get("le"), v):
+                        invalid.add(metric)
+                elif metric == LIMIT:
+                    c.limit_w = v
                 elif metric == PEAK:
                     c.peak_w = v
                 else:

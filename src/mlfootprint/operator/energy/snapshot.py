@@ -9,9 +9,11 @@ once, at its largest value, never summed twice.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from mlfootprint.exporter.model import POWER_RATIO_BUCKETS
 from mlfootprint.operator.energy import Observation
 from mlfootprint.operator.energy.parse import Sample
 from mlfootprint.operator.ledger import ContainerObs, valid_counter
@@ -25,8 +27,12 @@ PEAK = "mlfootprint_pod_gpu_power_peak_watts"
 MIN = "mlfootprint_pod_gpu_power_min_watts"
 SWINGS = "mlfootprint_pod_power_swings_total"
 START = "mlfootprint_pod_start_time_seconds"
+RATIO = "mlfootprint_pod_gpu_power_ratio_bucket"
+LIMIT = "mlfootprint_pod_gpu_power_limit_watts"
 BUILD_INFO = "mlfootprint_exporter_build_info"
-POD_METRICS = (GPU_ENERGY, HOST_ENERGY, GPU_ALLOC, PEAK, MIN, SWINGS, START, BUILD_INFO)
+POD_METRICS = (GPU_ENERGY, HOST_ENERGY, GPU_ALLOC, PEAK, MIN, SWINGS, START, RATIO, LIMIT, BUILD_INFO)
+#: the power-ratio histogram's ``le`` labels, in order (the exporter's POWER_RATIO_BUCKETS, then +Inf)
+RATIO_BOUNDS: dict[float, int] = {b: i for i, b in enumerate((*POWER_RATIO_BUCKETS, math.inf))}
 MAX_POWER_W = 1e5
 
 
@@ -41,11 +47,31 @@ class ContainerSeries:
     swings: float = 0.0
     peak_w: float | None = None
     min_w: float | None = None
+    ratio: dict[int, float] = field(default_factory=dict)  # bucket index -> cumulative seconds
+    limit_w: float | None = None
+
+    def add_bucket(self, le: str | None, value: float) -> bool:
+        """One ``_bucket`` sample; False for a bound the exporter does not use."""
+        try:
+            index = RATIO_BOUNDS.get(float(le or "nan"))
+        except ValueError:
+            index = None
+        if index is None:
+            return False
+        self.ratio[index] = max(self.ratio.get(index, 0.0), value)
+        return True
+
+    def histogram(self) -> tuple[float, ...]:
+        if len(self.ratio) != len(RATIO_BOUNDS):
+            return ()
+        values = tuple(self.ratio[i] for i in range(len(RATIO_BOUNDS)))
+        return values if all(a <= b for a, b in zip(values, values[1:], strict=False)) else ()
 
     def obs(self) -> ContainerObs:
         return ContainerObs(
             node=self.node, start=self.start, gpu_j=sum(self.gpu.values()), cpu_j=self.host.get("cpu", 0.0),
             dram_j=self.host.get("dram", 0.0), swings=self.swings, alloc_s=dict(self.alloc), gpus=dict(self.gpu_models),
+            power_s=self.histogram(), limit_w=self.limit_w,
         )
 
 
@@ -92,7 +118,7 @@ def build_snapshot(samples: Iterable[Sample], taken_at_s: float, *, errors: tupl
         pod = labels.get("pod")
         if not ns or not pod:
             continue
-        limit_ok = value <= MAX_POWER_W if name in (PEAK, MIN) else value < 1e11 if name == START else True
+        limit_ok = value <= MAX_POWER_W if name in (PEAK, MIN, LIMIT) else value < 1e11 if name == START else True
         if not (valid_counter(value) or (name == START and 0 < value < 1e11)) or not limit_ok:
             invalid.add(name)
             continue
@@ -112,6 +138,11 @@ def build_snapshot(samples: Iterable[Sample], taken_at_s: float, *, errors: tupl
             c.swings = max(c.swings, value)
         elif name == START:
             c.start = value if c.start is None else max(c.start, value)
+        elif name == RATIO:
+            if not c.add_bucket(labels.get("le"), value):
+                invalid.add(name)
+        elif name == LIMIT:
+            c.limit_w = value
         elif name == PEAK:
             c.peak_w = value if c.peak_w is None else max(c.peak_w, value)
         elif name == MIN:

@@ -32,9 +32,10 @@ API_REQUEST_CONNECTIONS = 16
 def watch_streams(cfg: OperatorConfig) -> int:
     """Upper bound of kopf's concurrent watch streams: each watched resource per namespace
     (pods, TrainingRuns, InferenceServices; with discovery also namespaces, Jobs,
-    PyTorchJobs, JobSets, Deployments) plus kopf's CRD and namespace observers."""
+    PyTorchJobs, JobSets, Deployments), the cluster-scoped nodes, plus kopf's CRD and
+    namespace observers."""
     resources = 3 + (5 if cfg.discovery else 0)
-    return resources * max(1, len(cfg.watch_namespaces)) + 2
+    return resources * max(1, len(cfg.watch_namespaces)) + 1 + 2
 
 
 def api_connection_limit(cfg: OperatorConfig) -> int:

@@ -35,6 +35,7 @@ class Queue:
     selections: Selections
     elector: LeaderElector | None = None
     models: Mapping[str, Any] = field(default_factory=dict)
+    nodes: Mapping[str, Any] = field(default_factory=dict)
     claims: dict[str, RunClaim] = field(default_factory=dict)  # uid -> the claim last seen
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     runner: asyncio.Task[None] | None = None
@@ -107,10 +108,12 @@ def on_run_event(
     uid, ns, name = str(meta.get("uid", "")), str(meta.get("namespace", "")), str(meta.get("name", ""))
     q.selections.bind(indexes["pods_index"], indexes["tr_claims"], indexes["is_claims"])
     q.models = indexes["models_index"]
+    q.nodes = indexes["nodes_index"]
     if event_type == "DELETED":
         q.scheduler.remove(uid)
         rt.metrics.remove_run(kind, ns, name)
         rt.written.pop(uid, None)
+        rt.quiet.pop(uid, None)
         if q.claims.pop(uid, None) is not None:
             q.selections.touch(ns)
         return
@@ -153,5 +156,5 @@ async def refresh_due(kind: str, body: Mapping[str, Any], memo: Any) -> None:
     pods, claims = q.selections.get(ns).for_claim(me)
     await refresh.refresh_resource(
         kind=kind, body=body, memo=memo, pods=pods, claims=claims,
-        models=q.models if kind == "InferenceService" else None,
+        models=q.models if kind == "InferenceService" else None, nodes=q.nodes,
     )

@@ -26,9 +26,9 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from mlfootprint.crd.models import LedgerTotals
+from mlfootprint.crd.models import InferenceServiceStatus, LedgerTotals, TrainingRunStatus
 from mlfootprint.operator.energy.serving import names_for, pod_url
-from mlfootprint.operator.factors_config import factors_for_interval, intensity_now
+from mlfootprint.operator.factors_config import embodied_resolver, factors_for_interval, intensity_now
 from mlfootprint.operator.kube import NotFound
 from mlfootprint.operator.ledger import Anomaly, advance, apply_increment, ledger_from_status
 from mlfootprint.operator.metrics import figures_from_totals
@@ -43,6 +43,7 @@ from mlfootprint.operator.status import (
     condition_status,
     iso,
     parse_iso,
+    power_cap_status,
     ready_condition,
     set_condition,
 )
@@ -52,6 +53,14 @@ __all__ = ["PLURALS", "refresh_resource", "upfront_for_model"]
 log = logging.getLogger(__name__)
 
 PLURALS = {"TrainingRun": "trainingruns", "InferenceService": "inferenceservices"}
+STATUS_MODELS = {"TrainingRun": TrainingRunStatus, "InferenceService": InferenceServiceStatus}
+
+
+def _known(kind: str, status: Mapping[str, Any]) -> dict[str, Any]:
+    """The stored status without fields this version no longer has (e.g. 0.1's lastUpdated)."""
+    model = STATUS_MODELS[kind]
+    names = {f.alias or n for n, f in model.model_fields.items()}
+    return {k: v for k, v in status.items() if k in names}
 
 
 def upfront_for_model(entries: Iterable[Mapping[str, float]], include_development: bool) -> tuple[float, float]:
@@ -93,12 +102,13 @@ async def refresh_resource(
     pods: Iterable[PodInfo],
     claims: Iterable[RunClaim] = (),
     models: Mapping[str, Iterable[Mapping[str, float]]] | None = None,
+    nodes: Mapping[str, Iterable[Mapping[str, str]]] | None = None,
 ) -> None:
     rt: Runtime = memo.runtime
     t0 = time.perf_counter()
     meta = body.get("metadata") or {}
     try:
-        wrote = await _refresh(rt, kind, body, pods, claims, models)
+        wrote = await _refresh(rt, kind, body, pods, claims, models, nodes or {})
         rt.metrics.observe_refresh(kind, time.perf_counter() - t0, wrote=wrote)
     except kopf.TemporaryError:
         rt.metrics.refresh_error(kind, "temporary")
@@ -160,6 +170,7 @@ async def _refresh(
     pod_pool: Iterable[PodInfo],
     claims: Iterable[RunClaim],
     models: Mapping[str, Iterable[Mapping[str, float]]] | None,
+    nodes: Mapping[str, Iterable[Mapping[str, str]]],
 ) -> bool:
     """One refresh; True when the status was written."""
     meta = body.get("metadata") or {}
@@ -182,7 +193,12 @@ async def _refresh(
             now=now, generation=generation,
         )
         log.error("invalid ledger in status", extra={"namespace": ns, "resource": name, "field": where})
-        return await _write(rt, kind, ns, name, uid, stored, {**stored, "conditions": conditions}, now_s)
+        rt.metrics.refresh_error(kind, "LedgerInvalid")
+        if conditions != list(stored.get("conditions") or []):
+            # the conditions alone: the ledger is left exactly as it is, for a person to repair
+            await rt.kube.replace_status_field(PLURALS[kind], ns, name, "conditions", conditions)
+            return True
+        return False
     totals = ledger.totals or LedgerTotals()
     budget = spec.get("budget") or {}
     budget_g = float(budget["co2eKg"]) * 1000.0 if budget.get("co2eKg") else None
@@ -195,7 +211,7 @@ async def _refresh(
                                 budget_co2e_g=budget_g, budget_used_ratio=ratio)
         )
         conditions, _ = ready_condition(conditions, completed=True, now=now, generation=generation)
-        return await _write(rt, kind, ns, name, uid, stored, {**stored, "conditions": conditions}, now_s)
+        return await _write(rt, kind, ns, name, uid, stored, {**_known(kind, stored), "conditions": conditions}, now_s)
 
     # -- which pods are ours
     me = claim_from(kind, meta, spec)
@@ -225,9 +241,19 @@ async def _refresh(
     )
     _record_anomalies(rt, kind, ns, name, anomalies)
     start_s = since_s if since_s is not None else min(created_s, end_s)
+    quiet_s = rt.quiet.get(uid)
+    if quiet_s is not None and since_s is not None and since_s < quiet_s < end_s:
+        # nothing happened between the written observation and the last quiet one (an empty
+        # increment that was not written): the new energy belongs after it
+        start_s = quiet_s
     live = await rt.intensity.value(resolved.carbon_intensity)
+    plan = embodied_resolver(resolved, lambda node: next(iter(nodes.get(node, ())), {}))
+    embodied_nodes = sorted({plan(m, n).gpu_key.split(":", 1)[0] for m, n in inc.alloc_nodes} - {"gpu", "none"})
     if not inc.is_empty():
-        totals = apply_increment(totals, inc, factors_for_interval(resolved, start_s, end_s, live), start_s, end_s)
+        totals = apply_increment(
+            totals, inc, factors_for_interval(resolved, start_s, end_s, live), start_s, end_s,
+            embodied=plan, workload=kind == "InferenceService",
+        )
     peak = obs.peak_w if obs.peak_w is None else max(totals.peak_w or 0.0, obs.peak_w)
     low = obs.min_w if obs.min_w is None or totals.min_w is None else min(totals.min_w, obs.min_w)
     totals = totals.model_copy(update={"peak_w": peak if peak is not None else totals.peak_w, "min_w": low if low is not None else totals.min_w})
@@ -246,7 +272,11 @@ async def _refresh(
         owned=owned, taken=taken, problems=problems, source_ok=source_ok, obs_problems=obs.problems,
         serving_problems=serving_problems, anomalies=anomalies, state=state, state_reason=state_reason,
         resolved=resolved, live=live, now_s=now_s, rules=rules, gpus_seen=obs.gpus,
+        embodied_nodes=embodied_nodes or (stored.get("factors") or {}).get("embodiedNodes"),
     )
+    cap = power_cap_status(totals, resolved.cap_curves)
+    if cap is not None:
+        out.status["powerCap"] = cap
     out.status["ledger"] = new_ledger.to_api()
     if not stored.get("startTime"):
         out.status["startTime"] = iso(created_s)
@@ -257,9 +287,11 @@ async def _refresh(
         include_dev = rt.cfg.breakeven_include_development if include_dev is None else bool(include_dev)
         entries = list((models or {}).get(model, ()))
         up_j, up_g = upfront_for_model(entries, include_dev)
+        fitted_at = ((stored.get("inference") or {}).get("workloadModel") or {}).get("fittedAt")
         inf = build_inference_status(
             totals, upfront_co2e_g=up_g if entries else None, upfront_energy_j=up_j,
             basis="training+development" if include_dev else "training",
+            fitted_at_s=end_s if inc.requests > 0 or fitted_at is None else parse_iso(fitted_at),
         )
         out.status["inference"] = inf
         requests = float(inf["requests"])
@@ -275,12 +307,19 @@ async def _refresh(
     # old one again (a rollback repeated, growth below the old value lost)
     reshaped = bool(anomalies) or _entries(new_ledger) != _entries(ledger)
     wrote = await _write(rt, kind, ns, name, uid, stored, out.status, now_s, force=bool(out.events) or reshaped, metering=True)
+    if wrote:
+        rt.quiet.pop(uid, None)
+    elif containers is not None and inc.is_empty():
+        rt.quiet[uid] = end_s
     for type_, reason, message in out.events:
         _event(body, type_, reason, message)
+    cap_w = (cap or {}).get("recommendedCapW") if (cap or {}).get("status") == "recommend" else None
     rt.metrics.set_run(
         figures_from_totals(
             {**labels_base, "phase": out.status["phase"]}, totals, completed=1.0 if out.completed else 0.0,
-            budget_co2e_g=budget_g, budget_used_ratio=out.budget_ratio, **out.extra,
+            budget_co2e_g=budget_g, budget_used_ratio=out.budget_ratio,
+            power_cap_w=cap_w, power_cap_saving_ratio=(cap or {}).get("energySavedPct", 0.0) / 100.0 if cap_w else None,
+            **out.extra,
         )
     )
     return wrote
@@ -297,6 +336,7 @@ def _conditions_and_status(
     now: str, totals: LedgerTotals, *, owned: list[PodInfo], taken: Mapping[str, RunClaim], problems: list[Any],
     source_ok: bool, obs_problems: tuple[str, ...], serving_problems: Mapping[str, str], anomalies: list[Anomaly],
     state: str, state_reason: str, resolved: Any, live: float | None, now_s: float, rules: Any, gpus_seen: Mapping[str, str],
+    embodied_nodes: list[str] | None = None,
 ) -> _Outcome:
     meta = body.get("metadata") or {}
     spec = body.get("spec") or {}
@@ -381,7 +421,7 @@ def _conditions_and_status(
         totals, resolved=resolved, intensity_g_per_kwh=intensity_now(resolved, now_s, live), budget=spec.get("budget"),
         pods=len(owned),
         gpus=sum(p.gpus for p in owned if p.phase in ("Pending", "Running")) or len(gpus_seen) or stored.get("gpus"),
-        gpu_models=sorted(set(gpus_seen.values())) or stored.get("gpuModels"),
+        gpu_models=sorted(set(gpus_seen.values())) or stored.get("gpuModels"), embodied_nodes=embodied_nodes,
     )
     b_status, ratio = budget_status(spec.get("budget"), totals)
     if b_status is not None:
@@ -425,6 +465,9 @@ async def _write(
         return False
     if not force and metering and _defer_figures(rt, kind, stored, status, observed, now_s, fresh=fresh):
         return False
+    # through the typed model the CRD is generated from: a field the schema does not know is
+    # an error here, not a value the API server silently drops
+    status = STATUS_MODELS[kind].model_validate(status).to_api()
     await rt.kube.replace_status(PLURALS[kind], ns, name, status)
     rt.written[uid] = status
     return True
