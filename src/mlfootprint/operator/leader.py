@@ -120,7 +120,6 @@ class LeaderElector:
     retry_period_s: float = 2.0
     clock: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time
-    on_change: Callable[[bool], None] | None = None
 
     def __post_init__(self) -> None:
         if not self.retry_period_s < self.renew_deadline_s < self.lease_duration_s:
@@ -140,8 +139,6 @@ class LeaderElector:
             return
         self.leader = leader
         log.info("leadership changed", extra={"leader": leader, "identity": self.identity, "lease": f"{self.namespace}/{self.name}"})
-        if self.on_change is not None:
-            self.on_change(leader)
         await self._call(self.on_start if leader else self.on_stop)
 
     async def try_acquire_or_renew(self) -> bool:

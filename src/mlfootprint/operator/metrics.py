@@ -138,6 +138,11 @@ class OperatorMetrics(Collector):
         with self._lock:
             self._runs.pop((kind, namespace, name), None)
 
+    def clear_runs(self) -> None:
+        """Forget every run's figures (a replica that lost the leader Lease stops exporting them)."""
+        with self._lock:
+            self._runs.clear()
+
     def run(self, kind: str, namespace: str, name: str) -> RunFigures | None:
         with self._lock:
             return self._runs.get((kind, namespace, name))

@@ -75,12 +75,19 @@ def start(cfg: OperatorConfig, memo: Any) -> Queue:
         q.elector = LeaderElector(
             kube=rt.kube, namespace=cfg.lease_namespace, name=cfg.leader_election_lease,
             identity=cfg.leader_election_identity or default_identity(),
-            on_start=scheduler.activate, on_stop=scheduler.deactivate,
+            on_start=scheduler.activate, on_stop=lambda: _step_down(q, rt),
             lease_duration_s=cfg.lease_duration_s, renew_deadline_s=cfg.renew_deadline_s, retry_period_s=cfg.retry_period_s,
         )
         rt.metrics.queue.leader = lambda: q.leader
         q.tasks.append(asyncio.create_task(q.elector.run(), name="leader election"))
     return q
+
+
+async def _step_down(q: Queue, rt: Runtime) -> None:
+    """Leadership lost: stop refreshing at once, and stop exporting per-run figures (they would
+    freeze beside the new leader's)."""
+    await q.scheduler.deactivate()
+    rt.metrics.clear_runs()
 
 
 async def stop(q: Queue) -> None:
