@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 venv: $(VENV)/.installed ## Create the virtual environment with pinned dependencies
 
-tools: venv ## Install/build the real tools the tests use (etcd, kube-apiserver, kwok, helm, prometheus, chromium)
+tools: venv ## Install/build the real tools the tests use (etcd, kube-apiserver, kwok, helm, prometheus, victoria-metrics, chromium)
 	bash hack/install-tools.sh
 
 test: venv tools ## Run every test (unit, property, CLI, real control plane, Prometheus, Helm, browser)
