@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml requirements-dev.lock
 
 venv: $(VENV)/.installed ## Create the virtual environment with pinned dependencies
 
-tools: venv ## Install/build the real tools (etcd, control plane + kubelet, kwok, helm, prometheus, chromium, containerd, image tools)
+tools: venv ## Install/build the real tools (etcd, control plane + kubelet, kwok, helm, prometheus, victoria-metrics, chromium, containerd, image tools)
 	bash hack/install-tools.sh
 
 test: venv tools ## Run every test (unit, property, CLI, real control plane, Prometheus, Helm, browser)

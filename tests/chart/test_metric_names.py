@@ -92,6 +92,11 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     om.observe_refresh("TrainingRun", 0.1, wrote=True)
     om.refresh_error("TrainingRun", "ApiError")
     om.counter_anomaly("Rollback")
+    om.status_write_deferred("TrainingRun", "MinInterval")
+    om.refresh_lag.labels("TrainingRun").observe(30.0)
+    from mlfootprint.operator.scheduler import KindStats
+
+    om.queue.stats = lambda: {"TrainingRun": KindStats(runs=1, overdue=0, in_flight=0, oldest_age_s=1.0)}
     _from_exposition(generate_latest(om.registry).decode(), reg)
 
     documented = _documented_labels()

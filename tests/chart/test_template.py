@@ -30,6 +30,8 @@ WRITABLE = {
 }
 READ = {"get", "list", "watch"}
 NEVER = {"*", "delete", "deletecollection", "escalate", "bind", "impersonate", "update"}
+#: leader election: the operator's Role may create a Lease and get/update only its own
+LEASES = ("coordination.k8s.io", "leases")
 
 
 def test_ci_scenarios_present() -> None:
@@ -81,10 +83,19 @@ def test_template_properties(values: tuple[Path, ...]) -> None:
     scenario = yaml.safe_load(values[0].read_text()) if values else {}
     ex_values = scenario.get("exporter", {})
 
-    # Operator: one replica, replaced (not rolled), probed, restricted, non-root.
+    # Operator: one replica, replaced (not rolled), or with leader election rolled (a new pod
+    # stands by until the old one releases the Lease); probed, restricted, non-root.
     dep = one(objs, "Deployment", "-operator")
-    assert dep["spec"]["replicas"] == 1
-    assert dep["spec"]["strategy"] == {"type": "Recreate"}
+    op_values = scenario.get("operator", {})
+    if op_values.get("leaderElection", {}).get("enabled"):
+        assert dep["spec"]["replicas"] == op_values.get("replicas", 1)
+        assert dep["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+        if dep["spec"]["replicas"] > 1:
+            assert one(objs, "PodDisruptionBudget", "-operator")["spec"]["minAvailable"] == 1
+    else:
+        assert dep["spec"]["replicas"] == 1
+        assert dep["spec"]["strategy"] == {"type": "Recreate"}
+        assert not find(objs, "PodDisruptionBudget")
     op = _container(dep)
     assert op["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert op["readinessProbe"]["httpGet"]
@@ -184,6 +195,10 @@ def _assert_least_privilege(objs: list[dict[str, Any]], pod_source: str, pod_met
     for kind in ("ClusterRole", "Role"):
         for rule in _rules(objs, kind):
             verbs = set(rule["verbs"])
+            if (tuple(rule["apiGroups"]), tuple(rule["resources"])) == ((LEASES[0],), (LEASES[1],)):
+                assert kind == "Role", "leases only in the release namespace"
+                assert verbs == {"create"} or (verbs == {"get", "update"} and len(rule.get("resourceNames", [])) == 1), rule
+                continue
             assert not verbs & NEVER, f"{kind} grants {verbs & NEVER}: {rule}"
             assert "*" not in rule["resources"] and "*" not in rule["apiGroups"], rule
             assert "secrets" not in rule["resources"], f"{kind} grants secrets: {rule}"
@@ -234,7 +249,14 @@ def test_operator_arguments_are_accepted(monkeypatch: pytest.MonkeyPatch) -> Non
         assert cfg.metrics_port == ports["metrics"]
         assert cfg.liveness_endpoint == f"http://0.0.0.0:{ports['http-health']}/healthz"
         assert container["livenessProbe"]["httpGet"]["port"] == "http-health"
-        assert cfg.standalone, "one replica without peering: kopf must run standalone"
+        assert cfg.standalone, "no kopf peering (replicas coordinate through a Lease): kopf must run standalone"
+        scenario = yaml.safe_load(values[0].read_text()) if values else {}
+        le = scenario.get("operator", {}).get("leaderElection", {})
+        assert cfg.leader_election is bool(le.get("enabled"))
+        if cfg.leader_election:
+            assert cfg.leader_election_lease == dep["metadata"]["name"] and cfg.lease_namespace == "mlfootprint"
+            env = {e["name"]: e for e in container["env"]}
+            assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
 
 
 def test_monitoring_objects_follow_the_api() -> None:
@@ -312,6 +334,8 @@ def test_rules_configmap_carries_the_rules_file() -> None:
         ("exporter.typo=1", "typo"),
         ("factors.pue=0.8", "pue"),
         ("operator.replicas=2", "replicas"),
+        ("operator.replicas=9", "replicas"),
+        ("operator.leaderElection.enabled=true,operator.leaderElection.leaseDurationSeconds=5", "retryPeriodSeconds < renewDeadlineSeconds < leaseDurationSeconds"),
         ("operator.energySource=prometheus", "url"),
         ("exporter.podSource=kubernetes", "gpuSource=sim"),
         ("exporter.webConfig.secretName=web", "operator.energySource=prometheus"),

@@ -45,6 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--status-max-age", type=float, default=300.0, metavar="SECONDS",
         help="rewrite a running run's status at least this often, even when no printed figure changed (default 300)",
     )
+    e.add_argument(
+        "--status-min-interval", type=float, default=0.0, metavar="SECONDS",
+        help="write a running run's figures at most this often (default 0: whenever a printed figure changes); "
+        "phase, condition and factor changes are written at once. Large clusters: see docs/install.md#sizing",
+    )
     e.add_argument("--energy-source", choices=("scrape", "prometheus"), default="scrape", help="where energy comes from")
     e.add_argument("--exporter-service", default="mlfootprint-exporter", help="Service of the exporters (scrape mode)")
     e.add_argument("--exporter-namespace", default=None, help="namespace of that Service (default: operator namespace)")
@@ -61,6 +66,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--live-providers", action="store_true",
         help="allow live carbon-intensity providers (Electricity Maps, WattTime); tokens from "
         "$MLFOOTPRINT_ELECTRICITYMAPS_TOKEN, $MLFOOTPRINT_WATTTIME_USERNAME/_PASSWORD",
+    )
+    h = parser.add_argument_group("scale and high availability")
+    h.add_argument(
+        "--refresh-concurrency", type=int, default=32, metavar="N", help="refreshes in flight at once (default 32)",
+    )
+    h.add_argument(
+        "--status-write-concurrency", type=int, default=16, metavar="N",
+        help="status writes in flight at most; beyond, figure-only writes wait for a later refresh (default 16)",
+    )
+    h.add_argument(
+        "--leader-elect", action="store_true",
+        help="run as one of several replicas: refresh only while holding a coordination.k8s.io Lease",
+    )
+    h.add_argument("--leader-elect-resource-name", default="mlfootprint-operator", metavar="NAME", help="name of the Lease")
+    h.add_argument(
+        "--leader-elect-resource-namespace", default=None, metavar="NS", help="namespace of the Lease (default: operator namespace)",
+    )
+    h.add_argument(
+        "--leader-elect-lease-duration", type=float, default=15.0, metavar="SECONDS",
+        help="a holder that has not renewed for this long is replaced (default 15)",
+    )
+    h.add_argument(
+        "--leader-elect-renew-deadline", type=float, default=10.0, metavar="SECONDS",
+        help="the holder stops refreshing when it could not renew for this long (default 10)",
+    )
+    h.add_argument(
+        "--leader-elect-retry-period", type=float, default=2.0, metavar="SECONDS", help="renew/retry period (default 2)",
     )
     o = parser.add_argument_group("output")
     o.add_argument("--metrics-port", type=int, default=9090, help="Prometheus metrics port (-1 disables; default 9090)")
@@ -92,6 +124,7 @@ def config_from_args(args: argparse.Namespace) -> object:
         kubeconfig=args.kubeconfig,
         interval_s=args.interval,
         status_max_age_s=args.status_max_age,
+        status_min_interval_s=args.status_min_interval,
         energy_source=args.energy_source,
         exporter_service=args.exporter_service,
         exporter_namespace=args.exporter_namespace,
@@ -107,6 +140,14 @@ def config_from_args(args: argparse.Namespace) -> object:
         liveness_endpoint=args.liveness,
         log_format=args.log_format,
         log_level=args.log_level,
+        refresh_concurrency=args.refresh_concurrency,
+        status_write_concurrency=args.status_write_concurrency,
+        leader_election=args.leader_elect,
+        leader_election_lease=args.leader_elect_resource_name,
+        leader_election_namespace=args.leader_elect_resource_namespace,
+        lease_duration_s=args.leader_elect_lease_duration,
+        renew_deadline_s=args.leader_elect_renew_deadline,
+        retry_period_s=args.leader_elect_retry_period,
     )
     if args.operator_namespace:
         values["namespace"] = args.operator_namespace
@@ -119,6 +160,8 @@ def config_from_args(args: argparse.Namespace) -> object:
         field = str(err["loc"][0]) if err["loc"] else ""
         if not field and "prometheus_url" in err["msg"]:
             field = "prometheus_url"
+        if not field and "leader election" in err["msg"]:
+            field = "lease_duration_s"
         flag = _FLAGS.get(field, "--" + field.replace("_", "-") if field else "arguments")
         raise _bad(flag, err["msg"].removeprefix("Value error, ")) from None
 
@@ -129,10 +172,17 @@ _FLAGS = {
     "watch_namespaces": "--namespace",
     "interval_s": "--interval",
     "status_max_age_s": "--status-max-age",
+    "status_min_interval_s": "--status-min-interval",
     "exporter_urls": "--exporter-url",
     "prometheus_lag_s": "--prometheus-lag",
     "discovery": "--no-discovery",
     "liveness_endpoint": "--liveness",
+    "leader_election": "--leader-elect",
+    "leader_election_lease": "--leader-elect-resource-name",
+    "leader_election_namespace": "--leader-elect-resource-namespace",
+    "lease_duration_s": "--leader-elect-lease-duration",
+    "renew_deadline_s": "--leader-elect-renew-deadline",
+    "retry_period_s": "--leader-elect-retry-period",
 }
 
 
@@ -140,13 +190,16 @@ def run_operator(cfg: object, *, stop_flag: threading.Event | None = None, ready
     """Run the operator until stopped (blocking; its own event loop). Used by the CLI and tests."""
     import kopf
 
+    from mlfootprint.operator import kopf_compat
     from mlfootprint.operator.config import OperatorConfig
     from mlfootprint.operator.kube import Kube
     from mlfootprint.operator.main import register
 
     assert isinstance(cfg, OperatorConfig)
+    kopf_compat.install()
     registry = kopf.OperatorRegistry()
-    kube = Kube.from_kubeconfig(cfg.kubeconfig)
+    # a connection per status write in flight (ConfigMap and workload reads share them)
+    kube = Kube.from_kubeconfig(cfg.kubeconfig, connections=max(cfg.status_write_concurrency, 16))
     register(registry, cfg, kube, energy=energy)  # type: ignore[arg-type]
     asyncio.run(
         kopf.operator(
@@ -167,7 +220,13 @@ def run(args: argparse.Namespace) -> int:
 
     from mlfootprint.logs import configure
 
-    for flag, value in (("--interval", args.interval), ("--prometheus-lag", args.prometheus_lag), ("--status-max-age", args.status_max_age)):
+    for flag, value in (
+        ("--interval", args.interval), ("--prometheus-lag", args.prometheus_lag), ("--status-max-age", args.status_max_age),
+        ("--status-min-interval", args.status_min_interval),
+        ("--leader-elect-lease-duration", args.leader_elect_lease_duration),
+        ("--leader-elect-renew-deadline", args.leader_elect_renew_deadline),
+        ("--leader-elect-retry-period", args.leader_elect_retry_period),
+    ):
         if not math.isfinite(value):
             raise _bad(flag, "must be a finite number of seconds")
     if args.interval <= 0:

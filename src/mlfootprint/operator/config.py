@@ -26,6 +26,15 @@ class OperatorConfig(BaseModel):
     status_max_age_s: float = Field(
         default=300.0, gt=0, description="rewrite a running run's status at least this often even when no printed figure changed"
     )
+    status_min_interval_s: float = Field(
+        default=0.0, ge=0,
+        description="write a running run's figures at most this often (0: at every refresh that changes a printed figure); "
+        "phase, condition and factor changes are written at once",
+    )
+    status_write_concurrency: int = Field(
+        default=16, ge=1, le=1024,
+        description="status writes in flight at most before figure-only writes are left to a later refresh",
+    )
     energy_source: Literal["scrape", "prometheus"] = "scrape"
     exporter_service: str = Field(default="mlfootprint-exporter", description="Service of the exporters")
     exporter_namespace: str | None = Field(default=None, description="namespace of that Service (default: namespace)")
@@ -51,12 +60,30 @@ class OperatorConfig(BaseModel):
     log_level: str = "info"
     liveness_endpoint: str | None = None
     standalone: bool = True
+    refresh_concurrency: int = Field(default=32, ge=1, le=1024, description="refreshes in flight at once")
+    leader_election: bool = Field(default=False, description="refresh only while holding a coordination.k8s.io Lease")
+    leader_election_namespace: str | None = Field(default=None, description="namespace of the Lease (default: namespace)")
+    leader_election_lease: str = Field(default="mlfootprint-operator", description="name of the Lease")
+    leader_election_identity: str | None = Field(default=None, description="this replica's holder identity (default: $POD_NAME, else host-pid)")
+    lease_duration_s: float = Field(default=15.0, gt=0, description="a holder that has not renewed for this long is replaced")
+    renew_deadline_s: float = Field(default=10.0, gt=0, description="the holder steps down when it could not renew for this long")
+    retry_period_s: float = Field(default=2.0, gt=0, description="how often the Lease is renewed or tried")
 
     @model_validator(mode="after")
     def _prometheus_needs_url(self) -> OperatorConfig:
         if self.energy_source == "prometheus" and not self.prometheus_url:
             raise ValueError("energy_source prometheus needs prometheus_url (--prometheus-url)")
         return self
+
+    @model_validator(mode="after")
+    def _lease_timing(self) -> OperatorConfig:
+        if self.leader_election and not self.retry_period_s < self.renew_deadline_s < self.lease_duration_s:
+            raise ValueError("leader election needs retry period < renew deadline < lease duration")
+        return self
+
+    @property
+    def lease_namespace(self) -> str:
+        return self.leader_election_namespace or self.namespace
 
     @property
     def clusterwide(self) -> bool:
@@ -73,6 +100,7 @@ _ENV = {
     "watttime_username": "MLFOOTPRINT_WATTTIME_USERNAME",
     "watttime_password": "MLFOOTPRINT_WATTTIME_PASSWORD",
     "prometheus_url": "MLFOOTPRINT_PROMETHEUS_URL",
+    "leader_election_identity": "POD_NAME",
 }
 
 

@@ -98,6 +98,9 @@ class FactorsStore:
         self._cache: dict[tuple[str, str], tuple[float, dict[str, Any] | None]] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._last_good: dict[str, FactorsLayer] = {}
+        #: (ConfigMap, resourceVersion) -> its parse: parsing (YAML) took ~1.2 ms, once per
+        #: refresh, ~0.4 core at 10,000 runs; a ConfigMap's content changes with its version
+        self._parsed: dict[tuple[str, str], FactorsLayer] = {}
         self._evented: set[tuple[str, str]] = set()
         self._rules: tuple[str | None, PhaseRules] = (None, PhaseRules())
 
@@ -120,6 +123,11 @@ class FactorsStore:
         meta = cm.get("metadata") or {}
         cm_id = f"{meta.get('namespace')}/{meta.get('name')}"
         rv = str(meta.get("resourceVersion") or "")
+        hit = self._parsed.get((cm_id, rv)) if rv else None
+        if hit is not None:
+            self._metrics.set_factors_valid(meta.get("namespace", ""), meta.get("name", ""), True)
+            self._last_good[cm_id] = hit
+            return hit, None
         try:
             layer = parse_factors(cm.get("data") or {}, source=cm_id, resource_version=rv)
         except FactorsError as e:
@@ -137,6 +145,9 @@ class FactorsStore:
             return kept, problem
         self._metrics.set_factors_valid(meta.get("namespace", ""), meta.get("name", ""), True)
         self._last_good[cm_id] = layer
+        if rv:
+            self._parsed = {k: v for k, v in self._parsed.items() if k[0] != cm_id}  # one version per ConfigMap
+            self._parsed[(cm_id, rv)] = layer
         return layer, None
 
     async def resolve(

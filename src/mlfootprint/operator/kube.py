@@ -91,10 +91,11 @@ class Kube:
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.requests = 0
+        self.status_writes_in_flight = 0
 
     @classmethod
-    def from_kubeconfig(cls, path: str | None) -> Kube:
-        return cls(lambda: _credentials(path))
+    def from_kubeconfig(cls, path: str | None, *, connections: int = REQUEST_CONNECTIONS) -> Kube:
+        return cls(lambda: _credentials(path), connections=connections)
 
     def connection_info(self) -> kopf.ConnectionInfo:
         return self._info
@@ -194,16 +195,34 @@ class Kube:
                 urls.append(f"{scheme}://{addr['ip']}:{port}{path}")
         return sorted(set(urls))
 
+    async def get_lease(self, namespace: str, name: str) -> dict[str, Any]:
+        return await self.get_json(f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}")
+
     # ------------------------------------------------------------------ writes
+    async def create_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a coordination.k8s.io Lease; Conflict when it already exists."""
+        return await self.request("POST", f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases", body=body)
+
+    async def replace_lease(self, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Replace a Lease (PUT): ``body.metadata.resourceVersion`` makes it conditional, so of
+        two replicas updating the same version one gets Conflict."""
+        return await self.request("PUT", f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}", body=body)
+
     async def replace_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
         """Replace the whole status of a mlfootprint.io object (JSON patch ``add /status``:
-        no merge, so keys that left the ledger leave the stored object too)."""
-        return await self.request(
-            "PATCH",
-            f"/apis/mlfootprint.io/v1alpha1/namespaces/{namespace}/{plural}/{name}/status",
-            body=[{"op": "add", "path": "/status", "value": status}],
-            content_type="application/json-patch+json",
-        )
+        no merge, so keys that left the ledger leave the stored object too). Counted in
+        ``status_writes_in_flight`` while it runs (the refresh sheds figure-only writes when
+        the API server is slow)."""
+        self.status_writes_in_flight += 1
+        try:
+            return await self.request(
+                "PATCH",
+                f"/apis/mlfootprint.io/v1alpha1/namespaces/{namespace}/{plural}/{name}/status",
+                body=[{"op": "add", "path": "/status", "value": status}],
+                content_type="application/json-patch+json",
+            )
+        finally:
+            self.status_writes_in_flight -= 1
 
     async def replace_status_field(self, plural: str, namespace: str, name: str, field: str, value: Any) -> dict[str, Any]:
         """Set one field of a mlfootprint.io object's status, leaving the rest as it is."""

@@ -11,7 +11,7 @@ from typing import Any
 import kopf
 
 from mlfootprint.operator.config import OperatorConfig
-from mlfootprint.operator.handlers import discovery, indexes, lifecycle, refresh
+from mlfootprint.operator.handlers import discovery, indexes, lifecycle, queue
 from mlfootprint.operator.kube import Kube
 from mlfootprint.operator.runtime import EnergySource
 
@@ -34,9 +34,11 @@ def register(
         lifecycle.configure_settings(settings, cfg)
         memo.runtime = lifecycle.build_runtime(cfg, kube, energy)
         memo.metrics_port = lifecycle.start_metrics(memo.runtime)
+        memo.queue = queue.start(cfg, memo)
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: Any, **_: Any) -> None:
+        await queue.stop(memo.queue)
         await memo.runtime.close()
 
     # Every handler is async: kopf runs sync handlers in its thread pool, which for the
@@ -48,6 +50,10 @@ def register(
     @kopf.index("pods", registry=registry, id="pods_index")
     async def pods_index(body: Any, **_: Any) -> Any:
         return indexes.index_pod(body)
+
+    @kopf.on.event("pods", registry=registry, id="pods_changed")
+    async def pods_changed(namespace: str | None, memo: Any, **_: Any) -> None:
+        queue.on_pod_event(namespace, memo)
 
     @kopf.index(g, v, "trainingruns", registry=registry, id="models_index")
     async def models_index(spec: Any, status: Any, namespace: str, name: str, **_: Any) -> Any:
@@ -65,42 +71,15 @@ def register(
     async def is_claims(meta: Any, spec: Any, status: Any, **_: Any) -> Any:
         return indexes.index_claim("InferenceService", meta, spec, status)
 
-    def claims(ns: str, tr_claims: Any, is_claims: Any) -> list[Any]:
-        return [*tr_claims.get(ns, ()), *is_claims.get(ns, ())]
+    # One refresh queue for all runs (handlers/queue.py, operator/scheduler.py) instead of a
+    # kopf timer per object: the runs' watch events keep it up to date.
+    @kopf.on.event(g, v, "trainingruns", registry=registry, id="track")
+    async def track_trainingrun(type: str | None, body: Any, memo: Any, **kwargs: Any) -> None:
+        queue.on_run_event("TrainingRun", type, body, memo, kwargs)
 
-    @kopf.timer(g, v, "trainingruns", interval=cfg.interval_s, initial_delay=0.1, registry=registry, id="refresh")
-    async def refresh_trainingrun(
-        body: Any, memo: Any, pods_index: Any, tr_claims: Any, is_claims: Any, nodes_index: Any, **_: Any
-    ) -> None:
-        ns = body["metadata"]["namespace"]
-        await refresh.refresh_resource(
-            kind="TrainingRun", body=body, memo=memo, pods=pods_index.get(ns, ()), claims=claims(ns, tr_claims, is_claims),
-            nodes=nodes_index,
-        )
-
-    @kopf.timer(g, v, "inferenceservices", interval=cfg.interval_s, initial_delay=0.1, registry=registry, id="refresh")
-    async def refresh_inferenceservice(
-        body: Any, memo: Any, pods_index: Any, models_index: Any, tr_claims: Any, is_claims: Any, nodes_index: Any, **_: Any
-    ) -> None:
-        ns = body["metadata"]["namespace"]
-        await refresh.refresh_resource(
-            kind="InferenceService", body=body, memo=memo, pods=pods_index.get(ns, ()),
-            claims=claims(ns, tr_claims, is_claims), models=models_index, nodes=nodes_index,
-        )
-
-    @kopf.on.event(g, v, "trainingruns", registry=registry, id="forget")
-    async def forget_trainingrun(type: str, namespace: str, name: str, uid: str, memo: Any, **_: Any) -> None:
-        if type == "DELETED":
-            memo.runtime.metrics.remove_run("TrainingRun", namespace, name)
-            memo.runtime.written.pop(uid, None)
-            memo.runtime.quiet.pop(uid, None)
-
-    @kopf.on.event(g, v, "inferenceservices", registry=registry, id="forget")
-    async def forget_inferenceservice(type: str, namespace: str, name: str, uid: str, memo: Any, **_: Any) -> None:
-        if type == "DELETED":
-            memo.runtime.metrics.remove_run("InferenceService", namespace, name)
-            memo.runtime.written.pop(uid, None)
-            memo.runtime.quiet.pop(uid, None)
+    @kopf.on.event(g, v, "inferenceservices", registry=registry, id="track")
+    async def track_inferenceservice(type: str | None, body: Any, memo: Any, **kwargs: Any) -> None:
+        queue.on_run_event("InferenceService", type, body, memo, kwargs)
 
     if not cfg.discovery:
         return
@@ -115,6 +94,8 @@ def register(
         async def discover(
             body: Any, type: str | None, memo: Any, namespaces_index: Any, _kind: str = kind, **_: Any
         ) -> None:
+            if not memo.queue.leader:  # with leader election only the leader creates runs
+                return
             await discovery.discover_workload(
                 kind=_kind, body=body, event_type=type, memo=memo, namespaces=namespaces_index
             )

@@ -10,8 +10,9 @@ counter of refresh errors, writes and counter anomalies.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -109,6 +110,19 @@ class OperatorMetrics(Collector):
             "mlfootprint_operator_status_writes", "Status writes (a refresh writes only when something visible changed).",
             ["kind"], registry=self.registry,
         )
+        self.status_writes_deferred = Counter(
+            "mlfootprint_operator_status_writes_deferred",
+            "Figure-only status writes left to a later refresh: MinInterval (--status-min-interval), "
+            "ApiBusy (--status-write-concurrency writes already in flight).",
+            ["kind", "reason"], registry=self.registry,
+        )
+        self.refresh_lag = Histogram(
+            "mlfootprint_operator_refresh_lag_seconds",
+            "Time between two successful refreshes of the same run (the age its figures had reached), s.",
+            ["kind"], registry=self.registry, buckets=(1, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1800),
+        )
+        self.queue = QueueCollector()
+        self.registry.register(self.queue)
         self.anomalies = Counter(
             "mlfootprint_operator_counter_anomalies",
             "Counter values the ledger refused or rebased: Rollback, StaleSeries, ServingInconsistent, ServingImplausible.",
@@ -123,6 +137,11 @@ class OperatorMetrics(Collector):
     def remove_run(self, kind: str, namespace: str, name: str) -> None:
         with self._lock:
             self._runs.pop((kind, namespace, name), None)
+
+    def clear_runs(self) -> None:
+        """Forget every run's figures (a replica that lost the leader Lease stops exporting them)."""
+        with self._lock:
+            self._runs.clear()
 
     def run(self, kind: str, namespace: str, name: str) -> RunFigures | None:
         with self._lock:
@@ -141,6 +160,9 @@ class OperatorMetrics(Collector):
         if wrote:
             self.status_writes.labels(kind).inc()
 
+    def status_write_deferred(self, kind: str, reason: str) -> None:
+        self.status_writes_deferred.labels(kind, reason).inc()
+
     def refresh_error(self, kind: str, error: str) -> None:
         self.refresh_errors.labels(kind, error).inc()
 
@@ -149,7 +171,13 @@ class OperatorMetrics(Collector):
 
     # -- rendering
     def describe(self) -> Iterator[Metric]:
-        return iter(())
+        """The families ``collect`` yields (no samples): lets ``/metrics?name[]=...`` skip this collector."""
+        for metric, _attr, help_text in _RUN_GAUGES:
+            yield GaugeMetricFamily(metric, help_text, labels=RUN_LABELS)
+        for metric, _attr, help_text in _MODEL_GAUGES:
+            yield GaugeMetricFamily(metric, help_text, labels=("model", "phase"))
+        yield GaugeMetricFamily("mlfootprint_factors_valid", "", labels=("namespace", "configmap"))
+        yield GaugeMetricFamily("mlfootprint_operator_energy_source_up", "", labels=("source",))
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
@@ -186,6 +214,39 @@ class OperatorMetrics(Collector):
         for s, v in sorted(sources.items()):
             up.add_metric([s], v)
         yield up
+
+
+class QueueCollector(Collector):
+    """The refresh queue (mlfootprint.operator.scheduler) and leadership, read on each scrape."""
+
+    _FAMILIES = (
+        ("mlfootprint_operator_runs", "runs", "Runs this operator keeps refreshed, by kind."),
+        ("mlfootprint_operator_refresh_queue_depth", "overdue", "Runs whose refresh is due and not yet started."),
+        ("mlfootprint_operator_oldest_refresh_age_seconds", "oldest_age_s",
+         "Time since the least recently refreshed run was last refreshed (or first seen), s."),
+    )
+
+    def __init__(self) -> None:
+        self.stats: Callable[[], Mapping[str, Any]] | None = None
+        self.leader: Callable[[], bool] | None = None
+
+    def describe(self) -> Iterator[Metric]:
+        for name, _attr, help_text in self._FAMILIES:
+            yield GaugeMetricFamily(name, help_text, labels=("kind",))
+        yield GaugeMetricFamily("mlfootprint_operator_leader", "")
+
+    def collect(self) -> Iterator[Metric]:
+        stats = dict(self.stats()) if self.stats is not None else {}
+        for name, attr, help_text in self._FAMILIES:
+            fam = GaugeMetricFamily(name, help_text, labels=("kind",))
+            for kind, st in sorted(stats.items()):
+                fam.add_metric([kind], float(getattr(st, attr)))
+            yield fam
+        leader = GaugeMetricFamily(
+            "mlfootprint_operator_leader", "1 while this replica holds the leader lease and refreshes runs (always 1 without leader election)."
+        )
+        leader.add_metric([], 1.0 if self.leader is None or self.leader() else 0.0)
+        yield leader
 
 
 def _model_families(runs: list[RunFigures]) -> Iterator[Metric]:

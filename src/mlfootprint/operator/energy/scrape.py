@@ -3,7 +3,8 @@
 Exporters are found through their Service's EndpointSlices (or Endpoints), plus any static
 URLs given with ``--exporter-url``. The parsed pages become one immutable
 :class:`~mlfootprint.operator.energy.snapshot.Snapshot` that every run's refresh shares
-(memoised for ``max_age_s``), so the cost per cycle is one GET per exporter, not per run.
+(memoised for ``max_age_s``, renewed in the background), so the cost per cycle is one GET
+per exporter, not per run.
 """
 
 from __future__ import annotations
@@ -58,10 +59,14 @@ class ExporterScraper:
         self._clock = clock
         self._lock = asyncio.Lock()
         self._snapshot: Snapshot | None = None
+        self._scraping: asyncio.Task[Snapshot] | None = None
         self._session: aiohttp.ClientSession | None = None
         self.scrapes = 0
 
     async def close(self) -> None:
+        if self._scraping is not None:
+            self._scraping.cancel()
+            self._scraping = None
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -76,13 +81,28 @@ class ExporterScraper:
         return sorted(set(found))
 
     async def snapshot(self) -> Snapshot:
-        """The latest snapshot, scraping again when it is older than ``max_age_s``."""
+        """The latest snapshot, scraping again when it is older than ``max_age_s``.
+
+        While a new scrape runs, a snapshot younger than twice ``max_age_s`` (the refresh
+        interval) is handed out instead of making every refresh wait for all exporters: at
+        100 nodes the scrape took seconds, and the whole refresh queue stalled behind it
+        twice per interval. Older than that, the refresh waits for the new one.
+        """
+        now = self._clock()
+        snap = self._snapshot
+        if snap is not None and now - snap.taken_at_s < self._max_age_s:
+            return snap
+        if self._scraping is None or self._scraping.done():
+            self._scraping = asyncio.create_task(self._scrape_and_keep(), name="exporter scrape")
+        if snap is not None and now - snap.taken_at_s < 2 * self._max_age_s:
+            return snap
+        return await asyncio.shield(self._scraping)
+
+    async def _scrape_and_keep(self) -> Snapshot:
         async with self._lock:
-            now = self._clock()
-            if self._snapshot is not None and now - self._snapshot.taken_at_s < self._max_age_s:
-                return self._snapshot
-            self._snapshot = await self._scrape()
-            return self._snapshot
+            snap = await self._scrape()
+            self._snapshot = snap
+            return snap
 
     async def _scrape(self) -> Snapshot:
         if self._session is None:

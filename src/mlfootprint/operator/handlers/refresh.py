@@ -467,9 +467,47 @@ async def _write(
     fresh = not metering or (observed is not None and now_s - observed < rt.cfg.status_max_age_s)
     if not force and stored and fresh and _visible(status) == _visible(stored):
         return False
+    if not force and metering and _defer_figures(rt, kind, stored, status, observed, now_s, fresh=fresh):
+        return False
     # through the typed model the CRD is generated from: a field the schema does not know is
     # an error here, not a value the API server silently drops
     status = STATUS_MODELS[kind].model_validate(status).to_api()
     await rt.kube.replace_status(PLURALS[kind], ns, name, status)
     rt.written[uid] = status
     return True
+
+
+# -- performance: pacing of figure-only writes (issue 12, "no API storms") ------------------
+#: status keys that only carry figures (they change at nearly every refresh of a running run
+#: at 4 significant digits); everything else (phase, factors, pods, GPUs, conditions' type,
+#: status and reason) is written as soon as it changes.
+_FIGURE_KEYS = frozenset({"energy", "carbon", "water", "power", "gpuHours", "inference", "budget"})
+
+
+def _shape(status: Mapping[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in status.items() if k != "ledger" and k not in _FIGURE_KEYS}
+    out["conditions"] = sorted(
+        (c.get("type"), c.get("status"), c.get("reason")) for c in status.get("conditions") or []
+    )
+    return out
+
+
+def _defer_figures(
+    rt: Runtime, kind: str, stored: Mapping[str, Any], status: Mapping[str, Any], observed: float | None, now_s: float,
+    *, fresh: bool,
+) -> bool:
+    """True when only figures (or condition messages quoting them) changed and the write can
+    wait: the written ledger is younger than ``status_min_interval_s``, or ``status_write_concurrency``
+    status writes are already in flight (the API server is slow) and the written ledger is
+    younger than ``status_max_age_s``. Nothing is lost by waiting: the next refresh starts
+    from the written ledger, so its deltas span the skipped refreshes; the run's metrics
+    carry every refresh's figures meanwhile."""
+    if not stored or observed is None or _shape(status) != _shape(stored):
+        return False
+    if rt.cfg.status_min_interval_s > 0 and now_s - observed < rt.cfg.status_min_interval_s:
+        rt.metrics.status_write_deferred(kind, "MinInterval")
+        return True
+    if fresh and rt.kube.status_writes_in_flight >= rt.cfg.status_write_concurrency:
+        rt.metrics.status_write_deferred(kind, "ApiBusy")
+        return True
+    return False
