@@ -114,8 +114,13 @@ def test_inference_efficiency_and_the_workload_model(
         pages.set("/v", f"vllm:request_success_total {requests}\nvllm:prompt_tokens_total {tin_total}\n"
                         f"vllm:generation_tokens_total {tout_total}\nprocess_start_time_seconds 1.7e9\n")
         wait_for(lambda before=before: refreshes() > before, what=f"interval {i} written")
+    # the exporter page and the serving page are read separately (the exporter's from the shared
+    # snapshot, renewed in the background), so a refresh may pair the last requests with the
+    # previous energy: wait for the refresh that has both
     inf = wait_for(lambda: (x := _status(kubectl, ns, "chat", "inferenceservices.mlfootprint.io").get("inference") or {})
-                   and x.get("requests") == int(requests) and x, what="all requests")
+                   and x.get("requests") == int(requests)
+                   and x.get("gpuJoulesPerRequest") == pytest.approx(energy / requests, rel=1e-3) and x,
+                   what="all requests and all their energy")
     assert inf["gpuJoulesPerToken"] == pytest.approx(energy / tout_total, rel=1e-3)
     assert inf["gpuJoulesPerRequest"] == pytest.approx(energy / requests, rel=1e-3)
     assert inf["joulesPerToken"] == pytest.approx(1.1 * energy * 1.5 / tout_total, rel=1e-3)  # facility: GPU + host, x PUE
