@@ -371,3 +371,33 @@ def test_relative_pod_resources_dir_is_refused_with_the_flag_named() -> None:
     assert "--pod-resources-dir" in str(e.value) and "absolute" in str(e.value)
     with pytest.raises(ValueError, match="absolute"):
         KubeletPodSource(ErrorCounter(), Path("kubelet-root"))
+
+
+class ClosablePods(StaticPods):
+    """A pod index whose thread (the watch cache's) counts the times it was stopped."""
+
+    def __init__(self, pods: list[PodMeta]) -> None:
+        super().__init__(pods)
+        self.closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_a_failed_list_or_kubelet_restart_keeps_the_pod_watch(kubelet: Kubelet) -> None:
+    """Reconnecting to the kubelet drops the gRPC channel only: the pod watch (the sim profiles,
+    the pod metadata) must go on, else the GPUs fall back to the default load for good."""
+    kubelet.lister.pods = [("ml", "train", "trainer", ["GPU-a", "GPU-b"])]
+    pods = ClosablePods([TRAIN])
+    src = KubeletPodSource(ErrorCounter(), kubelet.directory, pods=pods, distrust_s=0.0)
+    try:
+        assert src.profiles(src.list(0.0)) == {"GPU-a": "training", "GPU-b": "training"}
+        kubelet.stop()  # List fails: the channel is dropped
+        with pytest.raises(SourceUnavailable):
+            src.list(1.0)
+        kubelet.start()  # a new socket: reconnected
+        assert src.profiles(src.list(2.0)) == {"GPU-a": "training", "GPU-b": "training"}
+        assert pods.closed == 0
+    finally:
+        src.close()
+    assert pods.closed == 1  # at exit

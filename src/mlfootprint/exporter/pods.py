@@ -431,14 +431,14 @@ class KubeletPodSource:
             if self._socket_id is not None:
                 log.info("kubelet pod-resources socket replaced (kubelet restart); reconnecting",
                          extra={"socket": str(self._socket)})
-            self.close()
+            self._disconnect()
             self._socket_id = (st.st_dev, st.st_ino)
         stub = self._connect()
         try:
             response = stub.List(api_pb2.ListPodResourcesRequest(), timeout=self._timeout_s)
         except Exception as exc:
             self._errors.inc(self.name, "List")
-            self.close()  # reconnect next time (kubelet restarts recreate the socket)
+            self._disconnect()  # reconnect next time (kubelet restarts recreate the socket)
             raise SourceUnavailable(f"pod-resources List failed: {exc}") from exc
         replicas: dict[str, int] = {}
         try:
@@ -487,12 +487,17 @@ class KubeletPodSource:
             if resource == GPU_RESOURCE
         }
 
-    def close(self) -> None:
+    def _disconnect(self) -> None:
+        """Drop the gRPC channel (reconnected at the next List); the pod watch stays."""
         if self._channel is not None:
             self._channel.close()
         self._channel = None
         self._stub = None
-        close = getattr(self._pods, "close", None)  # the pod watch cache's thread
+
+    def close(self) -> None:
+        """At exit: the channel and the pod watch cache's thread."""
+        self._disconnect()
+        close = getattr(self._pods, "close", None)
         if close is not None:
             close()
 
