@@ -80,6 +80,8 @@ def test_top_level_help_lists_the_operator() -> None:
         (["--metrics-port", "http"], "--metrics-port"),
         (["--log-format", "xml"], "--log-format"),
         (["--log-level", "loud"], "--log-level"),
+        (["--serving-rate-scale", "0.5"], "--serving-rate-scale"),
+        (["--serving-rate-scale", "nan"], "--serving-rate-scale"),
         (["--no-such-flag"], "--no-such-flag"),
     ],
 )

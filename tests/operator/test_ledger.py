@@ -364,3 +364,17 @@ def test_embodied_is_charged_by_part_with_the_nodes_host_share() -> None:
     assert t.co2e_emb_host_g == pytest.approx(4000e3 / 8 / hours_host)
     assert t.co2e_emb_g == pytest.approx(t.co2e_emb_gpu_g + t.co2e_emb_host_g)
     assert t.water_emb_host_l == pytest.approx(80.0 / 8 / hours_host)
+
+
+def test_the_serving_ceilings_scale_with_the_setting() -> None:
+    """A simulated clock x3600 (the demo) serves 3600 x the wall rate: with the scale the jump
+    counts, without it it is refused (the demo's output tokens were, and its e(Tin, Tout) fit
+    had no output tokens to fit)."""
+    d = labels_digest({})
+    jump = 2e7 * 30.0  # 2e7 output tokens per wall second: above the 1e7 ceiling
+    base, _, _ = step(Ledger(), {}, serving={"pod-0": serving(start=5.0, tokens_out={d: 10.0})})
+    _, inc, anomalies = step(base, {}, serving={"pod-0": serving(start=5.0, tokens_out={d: 10.0 + jump})}, elapsed_s=30.0)
+    assert inc.tokens_out == 0.0 and [a.kind for a in anomalies] == ["ServingImplausible"]
+    _, inc, anomalies = advance(base, {}, {"pod-0": serving(start=5.0, tokens_out={d: 10.0 + jump})},
+                                live_pods={"pod-0"}, complete=True, elapsed_s=30.0, serving_rate_scale=3600.0)
+    assert inc.tokens_out == jump and anomalies == []

@@ -289,6 +289,8 @@ class Demo:
         argv = self._py(
             "operator", "--kubeconfig", self.state.kubeconfig, "--operator-namespace", OPERATOR_NAMESPACE,
             "--no-discovery", "--interval", f"{self.opts.operator_interval_s:g}",
+            # the simulated clock runs time_factor x faster: so do the serving counters
+            "--serving-rate-scale", f"{max(sc.time_factor, 1.0):g}",
             *(a for url, _ in exporter_urls for a in ("--exporter-url", url)),
             "--metrics-port", str(op_port), "--metrics-addr", "127.0.0.1", "--log-format", "json",
         )

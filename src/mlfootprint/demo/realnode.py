@@ -78,6 +78,8 @@ def chart_values(image: str, pod_resources_dir: Path, time_factor: float, operat
             "nodeSelector": {"mlfootprint.dev/real-node": "true"},
         },
         "operator": {"refreshIntervalSeconds": operator_interval_s, "discovery": False,
+                     # the simulated clock runs time_factor x faster: so do the serving counters
+                     "extraArgs": [f"--serving-rate-scale={max(time_factor, 1.0):g}"],
                      "nodeSelector": {"mlfootprint.dev/real-node": "true"}},
         # the demo's own factors ConfigMap (samples/demo/factors.yaml) is applied instead
         "factors": {"create": False},

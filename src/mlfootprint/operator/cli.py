@@ -51,6 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "phase, condition and factor changes are written at once. Large clusters: see docs/install.md#sizing",
     )
     e.add_argument("--energy-source", choices=("scrape", "prometheus"), default="scrape", help="where energy comes from")
+    e.add_argument(
+        "--serving-rate-scale", type=float, default=1.0, metavar="FACTOR",
+        help="multiply the per-pod ceilings of serving counters (1e5 requests, 1e8 input, 1e7 output tokens per "
+        "second; faster increases are refused as implausible) by FACTOR (default 1)",
+    )
     e.add_argument("--exporter-service", default="mlfootprint-exporter", help="Service of the exporters (scrape mode)")
     e.add_argument("--exporter-namespace", default=None, help="namespace of that Service (default: operator namespace)")
     e.add_argument("--exporter-url", action="append", default=[], metavar="URL", help="static exporter /metrics URL (repeatable)")
@@ -130,6 +135,7 @@ def config_from_args(args: argparse.Namespace) -> object:
         exporter_namespace=args.exporter_namespace,
         exporter_urls=tuple(args.exporter_url),
         prometheus_lag_s=args.prometheus_lag,
+        serving_rate_scale=args.serving_rate_scale,
         factors_configmap=args.factors_configmap,
         phase_rules_configmap=args.phase_rules_configmap,
         live_providers=args.live_providers,
@@ -175,6 +181,7 @@ _FLAGS = {
     "status_min_interval_s": "--status-min-interval",
     "exporter_urls": "--exporter-url",
     "prometheus_lag_s": "--prometheus-lag",
+    "serving_rate_scale": "--serving-rate-scale",
     "discovery": "--no-discovery",
     "liveness_endpoint": "--liveness",
     "leader_election": "--leader-elect",

@@ -42,6 +42,12 @@ class OperatorConfig(BaseModel):
     scrape_timeout_s: float = Field(default=10.0, gt=0)
     prometheus_url: str | None = None
     prometheus_lag_s: float = Field(default=30.0, ge=0, description="how far behind now Prometheus is queried")
+    serving_rate_scale: float = Field(
+        default=1.0, ge=1.0, le=1e6, allow_inf_nan=False,
+        description="multiplies the per-pod ceilings of serving counters (1e5 requests, 1e8 input and 1e7 output "
+        "tokens per second; faster increases are refused as ServingImplausible): for engines beyond them, or a "
+        "simulated clock (the demo passes its time factor)",
+    )
     factors_configmap: str = "mlfootprint-factors"
     phase_rules_configmap: str = "mlfootprint-phase-rules"
     configmap_cache_s: float = Field(default=10.0, ge=0, description="how long a read ConfigMap is reused")

@@ -336,23 +336,25 @@ def _fill_power(inc: Increment, hist: list[float], limit_w: float | None) -> Non
         inc.power_limit_s += limit_w * hist[-1]  # the last bound (+Inf) holds every second
 
 
-def _restart_bound(kind: str, elapsed_s: float, rates: Mapping[str, float] | None) -> float:
+def _restart_bound(kind: str, elapsed_s: float, rates: Mapping[str, float] | None, rate_scale: float = 1.0) -> float:
     """The largest value a counter of ``kind`` can show ``elapsed_s`` after an engine restart:
     ``RESTART_RATE_MARGIN`` x the run's average rate x the time (at least 1 s, and at least
     10^-4 of the physical ceiling), never above the physical ceiling; just the ceiling while
     the run has no rate yet."""
-    ceiling = MAX_RATE[kind] * elapsed_s
+    ceiling = MAX_RATE[kind] * rate_scale * elapsed_s
     rate = (rates or {}).get(kind, 0.0)
     if not rate > 0:
         return ceiling
-    return min(ceiling, max(MAX_RATE[kind] * 1e-4, RESTART_RATE_MARGIN * rate * max(elapsed_s, 1.0)))
+    return min(ceiling, max(MAX_RATE[kind] * rate_scale * 1e-4, RESTART_RATE_MARGIN * rate * max(elapsed_s, 1.0)))
 
 
 def _serving_delta(
-    entry: ServingCounters | None, obs: ServingObs, elapsed_s: float | None, rates: Mapping[str, float] | None = None
+    entry: ServingCounters | None, obs: ServingObs, elapsed_s: float | None, rates: Mapping[str, float] | None = None,
+    rate_scale: float = 1.0,
 ) -> tuple[ServingCounters, dict[str, float], list[str]]:
     """New entry, deltas per kind, anomaly kinds. ``rates``: the run's average rate per kind
-    (per second), which bounds what a restarted engine without a start time can show."""
+    (per second), which bounds what a restarted engine without a start time can show;
+    ``rate_scale`` multiplies the ceilings :data:`MAX_RATE`."""
     anomalies: list[str] = []
     deltas: dict[str, float] = {}
     restarted = entry is not None and obs.start is not None and entry.start is not None and obs.start > entry.start
@@ -372,7 +374,7 @@ def _serving_delta(
                 d = cur  # a new label set, pod or engine process: all of it is new
             elif cur >= last:
                 d = cur - last
-            elif obs.start is None and elapsed_s is not None and cur <= _restart_bound(kind, elapsed_s, rates):
+            elif obs.start is None and elapsed_s is not None and cur <= _restart_bound(kind, elapsed_s, rates, rate_scale):
                 d = cur  # no start time to tell: a plausible restart of the engine
             else:
                 # lower, same engine: not a reset (e.g. replicas behind one URL answering in
@@ -380,7 +382,7 @@ def _serving_delta(
                 d = 0.0
                 cur_sets[digest] = last
                 anomalies.append("ServingInconsistent")
-            if entry is not None and elapsed_s is not None and d > MAX_RATE[kind] * max(elapsed_s, 1.0):
+            if entry is not None and elapsed_s is not None and d > MAX_RATE[kind] * rate_scale * max(elapsed_s, 1.0):
                 anomalies.append("ServingImplausible")
                 d = 0.0
                 if last is not None and not restarted:
@@ -406,13 +408,15 @@ def advance(
     live_pods: Iterable[str],
     complete: bool,
     elapsed_s: float | None,
+    serving_rate_scale: float = 1.0,
 ) -> tuple[Ledger, Increment, list[Anomaly]]:
     """Advance the ledger by one observation (pure).
 
     ``containers``: (pod, container) -> counters, None when nothing was read; ``serving``:
     pod -> engine counters; ``live_pods``: the run's pods that still exist; ``complete``:
     every exporter answered (only then may absent series be folded); ``elapsed_s``: wall
-    seconds since the ledger's last observation (plausibility of serving counters).
+    seconds since the ledger's last observation (plausibility of serving counters);
+    ``serving_rate_scale``: multiplies the serving counters' ceilings :data:`MAX_RATE`.
     Returns the new ledger (totals unchanged: see :func:`apply_increment`), the increment
     and the anomalies found.
     """
@@ -455,7 +459,7 @@ def advance(
         if any(part.alloc_s.values()):
             inc.gpus += len(obs.gpus)
     for pod, sobs in sorted((serving or {}).items()):
-        entry, deltas, problems = _serving_delta(serving_entries.get(pod), sobs, elapsed_s, rates)
+        entry, deltas, problems = _serving_delta(serving_entries.get(pod), sobs, elapsed_s, rates, serving_rate_scale)
         serving_entries[pod] = entry
         inc.requests += deltas.get("requests", 0.0)
         inc.tokens_in += deltas.get("tokens_in", 0.0)

@@ -238,7 +238,7 @@ async def _refresh(
     elapsed_s = None if since_s is None else max(end_s - since_s, 0.0)
     new_ledger, inc, anomalies = advance(
         ledger, containers, serving_obs, live_pods={p.name for p in owned},
-        complete=obs.complete and source_ok, elapsed_s=elapsed_s,
+        complete=obs.complete and source_ok, elapsed_s=elapsed_s, serving_rate_scale=rt.cfg.serving_rate_scale,
     )
     _record_anomalies(rt, kind, ns, name, anomalies)
     start_s = since_s if since_s is not None else min(created_s, end_s)
