@@ -204,3 +204,30 @@ def test_two_factor_sets_give_the_expected_different_results(
     assert g["carbon"]["operationalKg"] == 0.11  # 2 x 1.1 x 50 g
     assert a["water"]["offsiteL"] == 2 * 1.5 * 1.29 and g["water"]["offsiteL"] == 1.1  # 2 x 1.1 x 0.5
     assert g["factors"]["source"]["configMap"] == f"{ns}/green"
+
+
+def test_completion_waits_for_a_reading_after_the_pods_ended(
+    kubectl: Kubectl, namespace: str, exporter: FixtureExporter, start_operator: Any
+) -> None:
+    """The exporters attribute an ended container's last interval after it ended; a run that
+    completed (froze) on the reading before that lost its tail (the real-node test saw 600 J of
+    23,867 J missing). The run completes only on counters read after its pods' end."""
+    ns = namespace
+    apply(kubectl, ns, training_run("tail", app="tail"))
+    make_pod(kubectl, ns, "tail-0", {"app": "tail"})
+    set_pod_phase(kubectl, ns, "tail-0", "Running")
+    exporter.set(ns, "tail-0", gpu_j=1000.0)
+    op = start_operator(ns, exporter_urls=(exporter.url,), interval_s=0.5)
+    wait_for(lambda: _totals(kubectl, ns, "tail").get("gpuJ") == 1000.0, what="first observation")
+    finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    kubectl("patch", "pod", "tail-0", "-n", ns, "--subresource=status", "--type=merge", "-p", json.dumps({"status": {
+        "phase": "Succeeded",
+        "containerStatuses": [{"name": "main", "ready": False, "restartCount": 0, "image": "train:latest", "imageID": "",
+                               "state": {"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": finished}}}],
+    }}))
+    op.wait_refreshes(2)  # refreshes that saw the pod ended, before the exporter's last attribution
+    exporter.set(ns, "tail-0", gpu_j=1600.0)  # the exporter's last attribution of the ended container
+    tr = wait_for(lambda: _if(_tr(kubectl, ns, "tail"), lambda t: condition(t, "Completed")["status"] == "True"),
+                  what="Completed")
+    assert tr["status"]["ledger"]["totals"]["gpuJ"] == 1600.0
+    assert condition(tr, "Completed")["reason"] == "PodsSucceeded"

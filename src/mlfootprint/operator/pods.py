@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,8 @@ class PodInfo:
     phase: str
     ip: str | None
     gpus: int
+    #: when its last container ended (unix s), for a pod that has ended
+    finished_s: float | None = None
 
     @property
     def label_map(self) -> dict[str, str]:
@@ -51,6 +54,24 @@ def _gpus(spec: Mapping[str, Any]) -> int:
     return total
 
 
+def _finished_s(status: Mapping[str, Any]) -> float | None:
+    """The latest ``state.terminated.finishedAt`` of an ended pod's containers (None while
+    it runs, or when no container reports one, e.g. a pod that never started)."""
+    if status.get("phase") not in ("Succeeded", "Failed"):
+        return None
+    out: float | None = None
+    for c in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
+        text = ((c.get("state") or {}).get("terminated") or {}).get("finishedAt")
+        if not isinstance(text, str):
+            continue
+        try:
+            t = dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            continue
+        out = t if out is None else max(out, t)
+    return out
+
+
 def pod_info(body: Mapping[str, Any]) -> PodInfo:
     meta = body.get("metadata") or {}
     status = body.get("status") or {}
@@ -65,6 +86,7 @@ def pod_info(body: Mapping[str, Any]) -> PodInfo:
         phase=status.get("phase") or "Pending",
         ip=status.get("podIP"),
         gpus=_gpus(body.get("spec") or {}),
+        finished_s=_finished_s(status),
     )
 
 

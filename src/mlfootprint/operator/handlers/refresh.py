@@ -54,6 +54,11 @@ log = logging.getLogger(__name__)
 
 PLURALS = {"TrainingRun": "trainingruns", "InferenceService": "inferenceservices"}
 STATUS_MODELS = {"TrainingRun": TrainingRunStatus, "InferenceService": InferenceServiceStatus}
+#: A TrainingRun completes (figures frozen) only with counters read at least this long after its
+#: pods ended: the exporters attribute every second by default, and the last attribution of an
+#: ended container must be in the read (exporter attributionIntervalSeconds above this would need more).
+FINAL_READ_DELAY_S = 5.0
+AWAITING_FINAL_READ = "AwaitingFinalRead"
 
 
 def _known(kind: str, status: Mapping[str, Any]) -> dict[str, Any]:
@@ -265,6 +270,14 @@ async def _refresh(
     state, state_reason = ("running", "Serving") if kind == "InferenceService" else await _workload_state(
         rt, ns, spec, selected, totals, bool(new_ledger.series) or bool(ledger.series) or bool(ledger.counters)
     )
+    if kind == "TrainingRun" and state in ("succeeded", "failed"):
+        # Completion freezes the figures: only once the counters were read far enough past the
+        # pods' end that the exporters' last attribution of them is in (a read taken before
+        # lost the run's tail: the scrape snapshot, or Prometheus' lagged window, predates it).
+        ended_s = max((p.finished_s for p in selected if p.finished_s is not None), default=None)
+        read_s = end_s if containers is not None else since_s
+        if ended_s is not None and (read_s is None or read_s < ended_s + FINAL_READ_DELAY_S):
+            state_reason = AWAITING_FINAL_READ
     if kind == "TrainingRun" and spec.get("workloadRef") and state_reason != "WorkloadNotFound":
         totals = totals.model_copy(update={"workload_seen": 1.0})
     if containers is not None:
@@ -434,9 +447,11 @@ def _conditions_and_status(
              ("Warning", "BudgetExceeded") if exceeded else None)
 
     # Completion (TrainingRun)
-    completed = kind == "TrainingRun" and state in ("succeeded", "failed")
+    completed = kind == "TrainingRun" and state in ("succeeded", "failed") and state_reason != AWAITING_FINAL_READ
     if kind == "TrainingRun":
-        cond("Completed", completed, state_reason, "figures frozen" if completed else f"workload {state}",
+        waiting = f"workload {state}, waiting for the exporters' last reading of its pods"
+        cond("Completed", completed, state_reason, "figures frozen" if completed else
+             waiting if state_reason == AWAITING_FINAL_READ else f"workload {state}",
              ("Normal", "Completed") if completed else None)
     conditions, _ = ready_condition(conditions, completed=completed, now=now, generation=gen)
     status = {**f_status, "phase": decision.phase, "conditions": conditions, "observedGeneration": gen}
