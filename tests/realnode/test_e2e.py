@@ -94,6 +94,7 @@ def _values(node: BuiltImage, cluster: DevCluster) -> dict:  # type: ignore[type
             "metricsLevel": "container",
             "attributionIntervalSeconds": ATTRIBUTION_S,
             "kubelet": {"podResourcesDir": str(cluster.node.pod_resources_dir)},
+            "state": {"hostPath": str(cluster.state_dir / "exporter-state")},  # not the host's /var/lib
             "sim": {"gpus": cluster.node.gpus, "seed": cluster.node.seed, "timeFactor": 1, "defaultProfile": "idle"},
             # The real node runs a device plugin without GPU feature discovery: no GPU label
             # (NOTES.txt says so, test below); select it by its own label instead.

@@ -74,7 +74,7 @@ def test_verification_manifest_is_valid() -> None:
 def test_the_crd_command_is_the_same_everywhere() -> None:
     upgrading = _section("Upgrading")
     assert f"{CRD_COMMAND} crds/" in upgrading
-    assert "helm upgrade mlfootprint charts/mlfootprint -n mlfootprint --reuse-values" in upgrading
+    assert "helm upgrade mlfootprint charts/mlfootprint -n mlfootprint --reset-then-reuse-values" in upgrading
     assert "never upgrades or deletes them" in upgrading
     assert CRD_COMMAND in (ROOT / "charts/mlfootprint/README.md").read_text()
     assert CRD_COMMAND in (ROOT / "hack/release/dist.sh").read_text()

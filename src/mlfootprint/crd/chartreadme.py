@@ -159,7 +159,7 @@ def render(chart_dir: Path = CHART) -> str:
             "",
             "```sh",
             f"kubectl apply --server-side --force-conflicts -f {name}-crds-<version>.yaml   # or crds/ of the chart",
-            f"helm upgrade {name} {name}-<version>.tgz -n {name} --reuse-values",
+            f"helm upgrade {name} {name}-<version>.tgz -n {name} --reset-then-reuse-values",
             "```",
             "",
             "What an upgrade does to runs in flight: docs/install.md#upgrading; changes: CHANGELOG.md.",

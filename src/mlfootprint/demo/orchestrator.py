@@ -342,7 +342,8 @@ class Demo:
         for ns in (OPERATOR_NAMESPACE, sc.namespace):
             self.kubectl("apply", "-f", "-", input=json.dumps(scn.namespace(ns)))
         self.kubectl("apply", "-f", str(root / "samples" / "demo" / "factors.yaml"))
-        values = rn.chart_values(image, node.pod_resources_dir, sc.time_factor, self.opts.operator_interval_s)
+        values = rn.chart_values(image, node.pod_resources_dir, sc.time_factor, self.opts.operator_interval_s,
+                                 self.state_dir / "exporter-state")
         try:
             rn.helm_install(cluster.kubeconfig, root / "charts" / "mlfootprint", values, self.state_dir)
         except RuntimeError as e:

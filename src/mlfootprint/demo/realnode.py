@@ -59,7 +59,12 @@ def build_image(repo_root: Path, out: Path, log: Path) -> tuple[str, float]:
     return f"ghcr.io/mlfootprint/mlfootprint:{chart['appVersion']}", time.monotonic() - t0
 
 
-def chart_values(image: str, pod_resources_dir: Path, time_factor: float, operator_interval_s: float) -> dict[str, Any]:
+def chart_values(
+    image: str, pod_resources_dir: Path, time_factor: float, operator_interval_s: float, state_host_path: Path
+) -> dict[str, Any]:
+    """The chart's values on the demo's real node; ``state_host_path``: the exporter's state
+    hostPath, inside the demo's state directory (the chart's default is /var/lib/mlfootprint,
+    which would outlive `make demo-down`)."""
     repo, tag = image.rsplit(":", 1)
     return {
         "image": {"repository": repo, "tag": tag, "pullPolicy": "Never"},
@@ -69,6 +74,7 @@ def chart_values(image: str, pod_resources_dir: Path, time_factor: float, operat
             "podMetadata": "kubernetes",
             "hostSource": "auto",
             "kubelet": {"podResourcesDir": str(pod_resources_dir)},
+            "state": {"hostPath": str(state_host_path)},
             "sim": {"gpus": 8, "timeFactor": time_factor, "defaultProfile": "idle"},
             "attributionIntervalSeconds": 1,
             # keep ended pods' final totals visible for the whole demo (wall seconds)

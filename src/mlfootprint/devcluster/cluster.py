@@ -787,6 +787,8 @@ class DevCluster:
             f"--cluster-signing-cert-file={c.ca.cert}",
             f"--cluster-signing-key-file={c.ca.key}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
+            # its FlexVolume prober would create /usr/libexec/kubernetes on the host
+            f"--flex-volume-plugin-dir={self.state_dir / 'flexvolume'}",
             "--profiling=false",
             "--v=1",
         ]
