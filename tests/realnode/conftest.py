@@ -139,6 +139,15 @@ def is_root() -> bool:
     return os.geteuid() == 0
 
 
+def clean_host_state() -> dict[str, object]:
+    """:func:`host_state` after cleaning up a node a killed run left behind (as the next start
+    would): the baseline a test compares with, so it sees what *its* node leaves."""
+    from mlfootprint.devcluster.cluster import reclaim_stale_real_node  # noqa: PLC0415
+
+    reclaim_stale_real_node()
+    return host_state()
+
+
 def host_state() -> dict[str, object]:
     """What a real node may leave on the host outside its state directory."""
     from mlfootprint.devcluster import node as rn  # noqa: PLC0415

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.realnode.conftest import host_state
+from tests.realnode.conftest import clean_host_state, host_state
 
 pytestmark = [pytest.mark.cluster, pytest.mark.realnode, pytest.mark.slow]
 
@@ -25,7 +25,7 @@ def _demo(state: Path, *args: str, timeout_s: float = 600) -> subprocess.Complet
 
 
 def test_short_demo_on_a_real_node(tmp_path: Path) -> None:
-    before = host_state()
+    before = clean_host_state()
     state = tmp_path / "demo"
     t0 = time.monotonic()
     try:

@@ -21,7 +21,7 @@ import pytest
 from mlfootprint.devcluster import DevCluster
 from mlfootprint.devcluster.cluster import pid_alive
 from mlfootprint.devcluster.node import PAUSE_IMAGE
-from tests.realnode.conftest import host_state, wait_until
+from tests.realnode.conftest import clean_host_state, host_state, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.realnode]
 
@@ -63,7 +63,7 @@ def _assert_same(before: dict, after: dict) -> None:  # type: ignore[type-arg]
 
 
 def test_down_removes_everything_the_node_created(tmp_path: Path) -> None:
-    before = host_state()
+    before = clean_host_state()
     state = tmp_path / "state"
     up = _cli("up", "--state-dir", str(state), "--gpu-nodes", "1", "--real-node", "--real-node-gpus", "4")
     try:
@@ -86,7 +86,7 @@ def test_down_removes_everything_the_node_created(tmp_path: Path) -> None:
 def test_a_killed_run_is_cleaned_up_by_the_next_start(tmp_path: Path) -> None:
     """pytest (or the machine's user) killed with SIGKILL: PR_SET_PDEATHSIG stops the node's
     processes, but containers, shims, mounts and cgroups stay; the next start removes them."""
-    before = host_state()
+    before = clean_host_state()
     ready = tmp_path / "ready"
     script = textwrap.dedent(f"""
         import json, pathlib, time

@@ -441,26 +441,7 @@ class DevCluster:
     # ----------------------------------------------------------------- the real node
     def _plan_real_node(self) -> rn.NodeRecord:
         """Check the host (cleaning up a node a killed run left behind) and choose name, IP, ports."""
-        stale = rn.registered_node()
-        if stale is not None:
-            owner = Path(stale.cluster_dir) / STATE_FILE
-            alive: list[str] = []
-            if owner.exists():
-                try:
-                    alive = [n for n, up in DevCluster.load(Path(stale.cluster_dir)).running().items() if up]
-                except (OSError, ValueError, KeyError, TypeError):
-                    alive = []
-            if alive:
-                raise DevClusterError(
-                    f"a real node already runs on this machine, in the dev cluster at {stale.cluster_dir} "
-                    f"({', '.join(alive)} running); only one can. Stop it first: "
-                    f"mlfootprint dev-cluster down --state-dir {stale.cluster_dir}"
-                )
-            logger.warning("cleaning up a real node left behind", extra={"cluster_dir": stale.cluster_dir})
-            try:
-                rn.cleanup_host(stale)
-            except rn.RealNodeError as e:
-                raise DevClusterError(f"a real node left behind by {stale.cluster_dir} could not be cleaned up: {e}") from None
+        reclaim_stale_real_node()
         problems = rn.host_problems()
         if problems:
             raise DevClusterError("the real node cannot run here: " + "; ".join(problems))
@@ -911,3 +892,29 @@ def _tail(path: Path, lines: int = 30) -> str:
 def iter_logs(state_dir: Path) -> Iterator[Path]:
     """The component logs of a state directory."""
     yield from sorted((Path(state_dir) / "logs").glob("*.log"))
+
+
+def reclaim_stale_real_node() -> None:
+    """Clean up the real node a killed run left behind on this machine (containers, mounts,
+    cgroups, links, kernel settings); DevClusterError when it still runs."""
+    stale = rn.registered_node()
+    if stale is None:
+        return
+    owner = Path(stale.cluster_dir) / STATE_FILE
+    alive: list[str] = []
+    if owner.exists():
+        try:
+            alive = [n for n, up in DevCluster.load(Path(stale.cluster_dir)).running().items() if up]
+        except (OSError, ValueError, KeyError, TypeError):
+            alive = []
+    if alive:
+        raise DevClusterError(
+            f"a real node already runs on this machine, in the dev cluster at {stale.cluster_dir} "
+            f"({', '.join(alive)} running); only one can. Stop it first: "
+            f"mlfootprint dev-cluster down --state-dir {stale.cluster_dir}"
+        )
+    logger.warning("cleaning up a real node left behind", extra={"cluster_dir": stale.cluster_dir})
+    try:
+        rn.cleanup_host(stale)
+    except rn.RealNodeError as e:
+        raise DevClusterError(f"a real node left behind by {stale.cluster_dir} could not be cleaned up: {e}") from None
