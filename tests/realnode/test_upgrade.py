@@ -513,6 +513,19 @@ def test_figures_never_decrease(upgrade: Upgrade) -> None:
         assert not drops, f"{name}: GPU energy went down across the upgrade: {drops}"
 
 
+def _ledger_trail(upgrade: Upgrade, name: str) -> str:
+    """Each status's GPU energy and ledger (read time, counters or series with their start):
+    what a failure needs to tell which rule took which reading."""
+    lines = []
+    for t, status in upgrade.statuses[name]:
+        ledger = status.get("ledger") or {}
+        series = {k: (v.get("start"), v.get("gpuJ")) for k, v in (ledger.get("series") or {}).items()}
+        counters = {k: v for k, v in (ledger.get("counters") or {}).items() if k.startswith("gpu|")}
+        lines.append(f"  t={t:.1f} gpuJ={_gpu_j(status):.0f} observedAt={ledger.get('observedAt')} "
+                     f"counters={counters} series={series}")
+    return "\n".join(lines[-40:])
+
+
 def _baseline_point(upgrade: Upgrade, name: str) -> tuple[float, dict[str, float]]:
     """B0 and its counters: the last status the 0.1.0 operator wrote from 0.1.0's exporter
     (0.1 ledger format, before any of its counters dropped: a drop means it read the new
@@ -548,7 +561,8 @@ def test_no_energy_lost_or_doubled_across_the_upgrades(upgrade: Upgrade, name: s
           f"truth from the new exporter's first reading={truth_j:.0f} J ({readings} readings), "
           f"0.1.0 tail <= {tail_max_j:.0f} J")
     assert truth_j > 10_000, "too little energy after the upgrade to tell anything"
-    assert billed_after_j >= truth_j - tol, f"{name}: {truth_j - billed_after_j:.0f} J lost after the upgrade"
+    assert billed_after_j >= truth_j - tol, (
+        f"{name}: {truth_j - billed_after_j:.0f} J lost after the upgrade; ledgers:\n" + _ledger_trail(upgrade, name))
     assert billed_after_j <= truth_j + tail_max_j + tol, \
         f"{name}: {billed_after_j - truth_j - tail_max_j:.0f} J more than the truth (double counted)"
 
