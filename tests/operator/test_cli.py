@@ -56,7 +56,7 @@ def test_help_documents_every_option() -> None:
             assert opt in out, opt
     for text in ("--energy-source prometheus", "TrainingRun", "InferenceService", "docs/factors.md",
                  "MLFOOTPRINT_ELECTRICITYMAPS_TOKEN", "MLFOOTPRINT_WATTTIME_USERNAME", "MLFOOTPRINT_PROMETHEUS_URL",
-                 "{scrape,prometheus}", "default 30"):
+                 "{scrape,prometheus}", "default: 30"):
         assert text in out, text
 
 
