@@ -154,9 +154,9 @@ class Settings(Generic[M]):
             if key != var and key.lower() not in self.fields and not _SERVICE_LINK.fullmatch(key):
                 values[key.lower()], where[key.lower()] = raw, var
         for name in self.fields:
-            var = next((v for i, v in enumerate(self.envs(name)) if v in env and (i == 0 or env[v])), None)
-            if var is not None:
-                values[name], where[name] = self._from_env(name, env[var]), var
+            found = next((v for i, v in enumerate(self.envs(name)) if v in env and (i == 0 or env[v])), None)
+            if found is not None:  # the systematic name, else the first older name that is not empty
+                values[name], where[name] = self._from_env(name, env[found]), found
         for name, value in (flags or {}).items():
             if value is not None:
                 values[name], where[name] = value, (self.flags(name) or (name,))[0]
@@ -182,8 +182,9 @@ class Settings(Generic[M]):
         """The reference table of every setting (docs/<component>.md)."""
         rows = ["| key (YAML) | flag | environment | default | description |", "|---|---|---|---|---|"]
         for name, field in self.fields.items():
-            flags = self.flags(name)
-            flag = ", ".join(f"`{f}`" for f in flags) + (" (repeatable)" if self._kind(name)[1] else "") if flags else "(secret: none)"
+            flags, (is_bool, is_list, _) = self.flags(name), self._kind(name)
+            names = [*flags, *(["--no-" + flags[0][2:]] if is_bool and flags else [])]
+            flag = ", ".join(f"`{f}`" for f in names) + (" (repeatable)" if is_list else "") if flags else "none (secret)"
             env = "<br>".join(f"`{v}`" for v in self.envs(name))
             desc = " ".join((field.description or "").split()).replace("|", "\\|")
             rows.append(f"| `{name}` | {flag} | {env} | `{_show(field.default)}` | {desc} |")

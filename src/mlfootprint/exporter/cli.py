@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlfootprint.logs import configure  # noqa: PLC0415
+    from mlfootprint.logs import configure
 
     try:
         cfg = SETTINGS.from_args(args)
@@ -44,10 +44,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"mlfootprint exporter: error: {exc}", file=sys.stderr)
         return 2
     configure(cfg.log_level, cfg.log_format)
-    from prometheus_client import generate_latest  # noqa: PLC0415
+    from prometheus_client import generate_latest
 
-    from mlfootprint.exporter.app import build_monitor, build_registry, freshness_check  # noqa: PLC0415
-    from mlfootprint.web import Server, WebConfigError, WebConfigFile, metrics_app  # noqa: PLC0415
+    from mlfootprint.exporter.app import build_monitor, build_registry, freshness_check
+    from mlfootprint.web import Server, WebConfigError, WebConfigFile, metrics_app
 
     try:  # checked before metering starts: a bad file fails the start, naming the setting
         web = WebConfigFile(cfg.web_config_file) if cfg.web_config_file is not None else None
