@@ -84,7 +84,8 @@ def test_yaml_errors_name_the_file_key(component: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("component", LAYERED)
 def test_cli_errors_exit_2_in_one_style(component: str) -> None:
     _, _, flag = LAYERED[component]
-    proc = subprocess.run([sys.executable, "-m", "mlfootprint", component, flag, "-3"], capture_output=True, text=True, timeout=60)
+    argv = [sys.executable, "-m", "mlfootprint", component, flag, "-3"]
+    proc = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.startswith(f"mlfootprint {component}: error: {flag}: Input should be greater than"), proc.stderr
     assert "Traceback" not in proc.stderr
@@ -94,14 +95,15 @@ def test_cli_errors_exit_2_in_one_style(component: str) -> None:
 def test_help_lists_every_setting_with_its_default(component: str) -> None:
     settings = LAYERED[component][0]
     wide = {**os.environ, "COLUMNS": "1000"}  # argparse wraps at hyphens: /var/lib/kubelet/pod- resources
-    out = subprocess.run([sys.executable, "-m", "mlfootprint", component, "--help"], capture_output=True, text=True, timeout=60, env=wide).stdout
+    argv = [sys.executable, "-m", "mlfootprint", component, "--help"]
+    out = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=60, env=wide).stdout
     flat = " ".join(out.split())
     entries = [" ".join(e.split()) for e in re.split(r"\n(?=  -)", out)]  # one per option
     assert f"MLFOOTPRINT_{component.upper()}_<KEY>" in flat and "--config FILE" in flat
     for name, field in settings.fields.items():
         flags = settings.flags(name)
         if flags:
-            entry = next(e for e in entries if e.startswith(flags[0] + " ") or e.startswith(flags[0] + ","))
+            entry = next(e for e in entries if e.startswith((flags[0] + " ", flags[0] + ",")))
             assert f"(default: {_show(field.default)}" in entry, (name, entry)
             assert all(f in entry for f in flags), (name, entry)
         else:  # a secret: no flag, listed by its environment variables
