@@ -109,7 +109,7 @@ class Settings(Generic[M]):
     # -- command line ----------------------------------------------------------------------
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """``--config FILE`` and one flag per setting; every flag defaults to "not given"."""
-        parser.add_argument("--config", type=Path, metavar="FILE", help="YAML file of settings, keys as in docs (layer 2 of 4)")
+        parser.add_argument("--config", type=Path, metavar="FILE", help="YAML file of settings (layers: see the end)")
         groups: dict[str, argparse._ArgumentGroup] = {}
         for name in self.fields:
             flags, group = self.flags(name), self.opts[name].group
@@ -119,13 +119,11 @@ class Settings(Generic[M]):
                 groups[group] = parser.add_argument_group(group)
             target = groups[group] if group else parser
             is_bool, is_list, _ = self._kind(name)
-            if is_bool:
-                target.add_argument(*flags, dest=name, default=None, action=argparse.BooleanOptionalAction, help=self._help(name))
-            else:
-                target.add_argument(
-                    *flags, dest=name, default=None, action="append" if is_list else "store",
-                    metavar=self._metavar(name), help=self._help(name),
-                )
+            how: dict[str, Any] = (
+                {"action": argparse.BooleanOptionalAction} if is_bool
+                else {"action": "append" if is_list else "store", "metavar": self._metavar(name)}
+            )
+            target.add_argument(*flags, dest=name, default=None, help=self._help(name), **how)
         secrets = [f"  {' / '.join(self.envs(n))}: {self.fields[n].description}" for n in self.fields if not self.flags(n)]
         parser.epilog = "\n".join([
             "Settings are layered, later wins: defaults -> --config FILE (YAML; a key is the flag's name with",
