@@ -5,8 +5,8 @@ environment -> flags** (later wins):
 
 - YAML key: the field name (``interval_s: 30``; dashes are accepted for underscores);
 - environment: ``MLFOOTPRINT_<COMPONENT>_<FIELD>`` (``MLFOOTPRINT_OPERATOR_INTERVAL_S``), then
-  the older names an :class:`Opt` lists; an empty value unsets an optional setting, a comma
-  separates the items of a list;
+  the older names an :class:`Opt` lists; an empty variable is not given, except that the
+  systematic one unsets an optional setting; a comma separates the items of a list;
 - flag: ``--<field-with-dashes>`` unless an :class:`Opt` names others; a boolean gets
   ``--x``/``--no-x``, a list is repeatable. A secret has no flag (a command line is visible to
   every process on the node): environment or file only.
@@ -152,8 +152,9 @@ class Settings(Generic[M]):
             if key != var and key.lower() not in self.fields and not _SERVICE_LINK.fullmatch(key):
                 values[key.lower()], where[key.lower()] = raw, var
         for name in self.fields:
-            found = next((v for i, v in enumerate(self.envs(name)) if v in env and (i == 0 or env[v])), None)
-            if found is not None:  # the systematic name, else the first older name that is not empty
+            unsets = self.fields[name].default is None  # an empty variable unsets an optional setting
+            found = next((v for i, v in enumerate(self.envs(name)) if env.get(v) or (i == 0 and unsets and v in env)), None)
+            if found is not None:  # the systematic name, else the first older name; empty: not given
                 values[name], where[name] = self._from_env(name, env[found]), found
         for name, value in (flags or {}).items():
             if value is not None:

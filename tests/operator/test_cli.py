@@ -150,6 +150,11 @@ def test_config_file_and_systematic_environment(monkeypatch: pytest.MonkeyPatch,
     cfg = _config(monkeypatch, env={**env, "MLFOOTPRINT_OPERATOR_PROMETHEUS_URL": "http://new:9090"})
     assert cfg.prometheus_url == "http://new:9090"
     assert _config(monkeypatch, "-n", "c", "--config", str(file)).watch_namespaces == ("c",)  # flags replace
+    # an empty variable is not given (an optional setting: unset), so the older name still counts
+    env = {"MLFOOTPRINT_OPERATOR_NAMESPACE": "", "POD_NAMESPACE": "from-pod", "MLFOOTPRINT_OPERATOR_PROMETHEUS_URL": "",
+           "MLFOOTPRINT_PROMETHEUS_URL": "http://legacy:9090"}
+    cfg = _config(monkeypatch, "--config", str(file), env=env)
+    assert cfg.namespace == "from-pod" and cfg.prometheus_url is None
 
 
 def test_bad_environment_exits_2_naming_the_variable() -> None:
