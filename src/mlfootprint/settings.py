@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sys
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,7 +41,7 @@ _SERVICE_LINK = re.compile(r"(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UD
 
 
 class SettingsError(ValueError):
-    """Invalid settings; the message names where each bad value came from and why."""
+    """Invalid settings; each line of the message names where a bad value came from and why."""
 
 
 class Opt:
@@ -162,7 +163,13 @@ class Settings(Generic[M]):
         try:
             return self.model.model_validate(values)
         except ValidationError as exc:
-            raise SettingsError("; ".join(dict.fromkeys(self._problem(e, where) for e in exc.errors()))) from None
+            raise SettingsError("\n".join(dict.fromkeys(self._problem(e, where) for e in exc.errors()))) from None
+
+    def fail(self, problems: object) -> int:
+        """Print each problem as ``mlfootprint <component>: error: <problem>``; the exit status, 2."""
+        for problem in str(problems).splitlines():
+            print(f"mlfootprint {self.component}: error: {problem}", file=sys.stderr)
+        return 2
 
     def _from_env(self, name: str, raw: str) -> Any:
         _, is_list, _ = self._kind(name)

@@ -41,8 +41,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = SETTINGS.from_args(args)
     except ConfigError as exc:
-        print(f"mlfootprint exporter: error: {exc}", file=sys.stderr)
-        return 2
+        return SETTINGS.fail(exc)
     configure(cfg.log_level, cfg.log_format)
     from prometheus_client import generate_latest
 
@@ -52,13 +51,11 @@ def run(args: argparse.Namespace) -> int:
     try:  # checked before metering starts: a bad file fails the start, naming the setting
         web = WebConfigFile(cfg.web_config_file) if cfg.web_config_file is not None else None
     except WebConfigError as exc:
-        print(f"mlfootprint exporter: error: web_config_file: {exc}", file=sys.stderr)
-        return 2
+        return SETTINGS.fail(f"web_config_file: {exc}")
     try:
         monitor = build_monitor(cfg)
     except ConfigError as exc:  # e.g. an unreadable kubeconfig or no in-cluster service account
-        print(f"mlfootprint exporter: error: {exc}", file=sys.stderr)
-        return 2
+        return SETTINGS.fail(exc)
     registry = build_registry(monitor, cfg)
     if args.once:
         monitor.cycle()
@@ -76,8 +73,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         server = Server(metrics_app(registry, healthy), cfg.listen_address, cfg.port, web).start("metrics-http")
     except OSError as exc:
-        print(f"mlfootprint exporter: error: --port {cfg.port}: cannot listen on {cfg.listen_address}: {exc}", file=sys.stderr)
-        return 2
+        return SETTINGS.fail(f"--port {cfg.port}: cannot listen on {cfg.listen_address}: {exc}")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import sys
 import threading
 from pathlib import Path
 
@@ -35,17 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     SETTINGS.add_arguments(parser)
 
 
-def _bad(reason: str) -> SystemExit:
-    print(f"mlfootprint operator: error: {reason}", file=sys.stderr)
-    return SystemExit(2)
-
-
 def config_from_args(args: argparse.Namespace) -> OperatorConfig:
     """The configuration from flags, the environment and --config; exit 2 naming the bad setting."""
     try:
         return SETTINGS.from_args(args)
     except SettingsError as e:
-        raise _bad(str(e)) from None
+        raise SystemExit(SETTINGS.fail(e)) from None
 
 
 def run_operator(cfg: OperatorConfig, *, stop_flag: threading.Event | None = None, ready_flag: threading.Event | None = None, energy: object = None, memo: object = None) -> None:
@@ -85,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             load_web_config(Path(cfg.web_config_file))
         except WebConfigError as e:
-            raise _bad(f"--web-config-file: {e}") from None
+            raise SystemExit(SETTINGS.fail(f"--web-config-file: {e}")) from None
     configure(cfg.log_level, cfg.log_format)
     logging.getLogger("kopf").setLevel(logging.WARNING if cfg.log_level != "debug" else logging.DEBUG)
     run_operator(cfg)
