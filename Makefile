@@ -62,8 +62,9 @@ ifneq ($(V),)
 endif
 	@$(PY) hack/release/version.py
 
-docs: venv ## Regenerate the chart's README (charts/mlfootprint/README.md) from the comments of values.yaml
+docs: venv ## Regenerate the chart's README (from the comments of values.yaml) and the settings references in docs/exporter.md and docs/operator.md (from the models)
 	$(PY) -m mlfootprint.crd.chartreadme
+	$(PY) -m mlfootprint.settings_docs
 
 dist: venv ## Wheel, sdist, packaged chart and CRD bundle of one version into _out/dist (checks version, CHANGELOG, generated files)
 	bash hack/release/dist.sh

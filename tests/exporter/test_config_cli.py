@@ -25,13 +25,13 @@ def test_layers_later_wins(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("env", "flags", "needle"),
     [
-        ({"MLFOOTPRINT_EXPORTER_PORT": "0"}, {}, "port (environment MLFOOTPRINT_EXPORTER_PORT)"),
-        ({}, {"gpu_source": "cuda"}, "gpu_source (flag --gpu-source)"),
+        ({"MLFOOTPRINT_EXPORTER_PORT": "0"}, {}, "MLFOOTPRINT_EXPORTER_PORT: Input should be greater than or equal to 1"),
+        ({}, {"gpu_source": "cuda"}, "--gpu-source: Input should be 'nvml', 'dcgm', 'sim' or 'none'"),
         ({}, {"pod_source": "file", "gpu_source": "sim"}, "pods_file is required"),
         ({}, {"pod_source": "kubernetes"}, "needs gpu_source=sim"),
         ({}, {"sample_interval_s": "2", "attribution_interval_s": "1"}, "attribution_interval_s must be >="),
         ({}, {"sample_interval_s": "0.5", "swing_window_s": "0.5"}, "sample_interval_s must be shorter than swing_window_s"),
-        ({"MLFOOTPRINT_EXPORTER_NO_SUCH": "1"}, {}, "no_such (environment MLFOOTPRINT_EXPORTER_NO_SUCH): unknown setting"),
+        ({"MLFOOTPRINT_EXPORTER_NO_SUCH": "1"}, {}, "MLFOOTPRINT_EXPORTER_NO_SUCH: unknown setting"),
     ],
 )
 def test_errors_name_field_and_layer(env: dict, flags: dict, needle: str) -> None:  # type: ignore[type-arg]
@@ -42,7 +42,7 @@ def test_errors_name_field_and_layer(env: dict, flags: dict, needle: str) -> Non
 
 def test_cli_bad_flag_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["exporter", "--swing-fraction", "2"]) == 2
-    assert "swing_fraction (flag --swing-fraction)" in capsys.readouterr().err
+    assert "mlfootprint exporter: error: --swing-fraction: Input should be less than or equal to 1" in capsys.readouterr().err
 
 
 def test_cli_help_explains_each_option() -> None:

@@ -1,5 +1,5 @@
 """`mlfootprint operator`: help documents every option, bad flags exit 2 naming the flag,
-configuration layers defaults <- environment <- flags (docs/operator.md)."""
+configuration layers defaults <- --config YAML <- environment <- flags (docs/operator.md)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import argparse
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -56,7 +57,7 @@ def test_help_documents_every_option() -> None:
             assert opt in out, opt
     for text in ("--energy-source prometheus", "TrainingRun", "InferenceService", "docs/factors.md",
                  "MLFOOTPRINT_ELECTRICITYMAPS_TOKEN", "MLFOOTPRINT_WATTTIME_USERNAME", "MLFOOTPRINT_PROMETHEUS_URL",
-                 "{scrape,prometheus}", "default 30"):
+                 "{scrape,prometheus}", "default: 30"):
         assert text in out, text
 
 
@@ -133,3 +134,30 @@ def test_env_url_satisfies_prometheus_mode_in_the_cli() -> None:
     proc = _cli("--energy-source", "prometheus", "--metrics-port", "99999", env={"MLFOOTPRINT_PROMETHEUS_URL": "http://p:9090"})
     assert proc.returncode == 2
     assert "--metrics-port" in proc.stderr and "--prometheus-url" not in proc.stderr
+
+
+def test_config_file_and_systematic_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Every setting has a YAML key and MLFOOTPRINT_OPERATOR_<KEY>, including those that had no
+    flag or variable before; the systematic variable wins over the older name."""
+    file = tmp_path / "operator.yaml"
+    file.write_text("watch_namespaces: [a, b]\nscrape_timeout_s: 3\nstandalone: false\nprometheus_url: http://file:9090\n")
+    env = {"MLFOOTPRINT_PROMETHEUS_URL": "http://legacy:9090", "MLFOOTPRINT_OPERATOR_CONFIGMAP_CACHE_S": "0",
+           "MLFOOTPRINT_OPERATOR_EXPORTER_URLS": "http://x/metrics, http://y/metrics"}
+    cfg = _config(monkeypatch, "--config", str(file), env=env)
+    assert cfg.watch_namespaces == ("a", "b") and cfg.scrape_timeout_s == 3.0 and cfg.standalone is False
+    assert cfg.prometheus_url == "http://legacy:9090"  # the environment wins over the file
+    assert cfg.configmap_cache_s == 0.0 and cfg.exporter_urls == ("http://x/metrics", "http://y/metrics")
+    cfg = _config(monkeypatch, env={**env, "MLFOOTPRINT_OPERATOR_PROMETHEUS_URL": "http://new:9090"})
+    assert cfg.prometheus_url == "http://new:9090"
+    assert _config(monkeypatch, "-n", "c", "--config", str(file)).watch_namespaces == ("c",)  # flags replace
+    # an empty variable is not given (an optional setting: unset), so the older name still counts
+    env = {"MLFOOTPRINT_OPERATOR_NAMESPACE": "", "POD_NAMESPACE": "from-pod", "MLFOOTPRINT_OPERATOR_PROMETHEUS_URL": "",
+           "MLFOOTPRINT_PROMETHEUS_URL": "http://legacy:9090"}
+    cfg = _config(monkeypatch, "--config", str(file), env=env)
+    assert cfg.namespace == "from-pod" and cfg.prometheus_url is None
+
+
+def test_bad_environment_exits_2_naming_the_variable() -> None:
+    proc = _cli(env={"MLFOOTPRINT_OPERATOR_INTERVAL_S": "nan"})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "mlfootprint operator: error: MLFOOTPRINT_OPERATOR_INTERVAL_S: Input should be a finite number" in proc.stderr

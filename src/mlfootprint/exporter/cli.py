@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
 import time
-from pathlib import Path
 
-from mlfootprint.exporter.config import ENV_PREFIX, FIELDS, ConfigError, ExporterConfig, flag_of, load_config
+from mlfootprint.exporter.config import SETTINGS, ConfigError
 
 HELP = "node exporter: GPU and host energy attributed to pods (Prometheus)"
-DESCRIPTION = f"""\
+DESCRIPTION = """\
 Meter GPU (NVML, dcgm-exporter or simulated) and host (RAPL or an estimate) energy on this
 node, attribute it to the pods holding the devices (energy is conserved: attributed + idle
 == measured per GPU and interval) and serve it as Prometheus metrics on /metrics
 (names: docs/metrics.md), with /healthz.
-
-Settings are layered: defaults -> --config YAML (keys = the names below with underscores)
--> environment {ENV_PREFIX}<NAME> (e.g. {ENV_PREFIX}GPU_SOURCE=sim) -> flags.
 
 Demo (a simulated day in a minute, pods from the API server of a kwok cluster):
   mlfootprint exporter --gpu-source sim --sim-time-factor 1440 --pod-source kubernetes \\
@@ -32,58 +27,35 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, default=None, help="YAML file with settings (layer 2 of 4).")
     parser.add_argument(
         "--once",
         action="store_true",
         help="Attribute two intervals, print the metrics text to stdout and exit (debugging, promtool).",
     )
-    for name, field in ExporterConfig.model_fields.items():
-        default = field.default
-        choices = getattr(field.annotation, "__args__", None)
-        is_choice = bool(choices) and all(isinstance(c, str) for c in choices)
-        if is_choice:
-            metavar = "{" + "|".join(choices) + "}"
-        elif name.endswith("_s"):
-            metavar = "SECONDS"
-        elif name.endswith("_w") or "_w_per_" in name:
-            metavar = "WATTS"
-        else:
-            metavar = "VALUE"
-        parser.add_argument(
-            flag_of(name),
-            dest=name,
-            default=None,
-            metavar=metavar,
-            help=f"{field.description} Default: {default if default not in (None, '') else 'unset'}.",
-        )
+    SETTINGS.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlfootprint.logs import configure  # noqa: PLC0415
+    from mlfootprint.logs import configure
 
-    flags = {name: getattr(args, name, None) for name in FIELDS}
     try:
-        cfg = load_config(args.config, os.environ, flags)
+        cfg = SETTINGS.from_args(args)
     except ConfigError as exc:
-        print(f"mlfootprint exporter: {exc}", file=sys.stderr)
-        return 2
+        return SETTINGS.fail(exc)
     configure(cfg.log_level, cfg.log_format)
-    from prometheus_client import generate_latest  # noqa: PLC0415
+    from prometheus_client import generate_latest
 
-    from mlfootprint.exporter.app import build_monitor, build_registry, freshness_check  # noqa: PLC0415
-    from mlfootprint.web import Server, WebConfigError, WebConfigFile, metrics_app  # noqa: PLC0415
+    from mlfootprint.exporter.app import build_monitor, build_registry, freshness_check
+    from mlfootprint.web import Server, WebConfigError, WebConfigFile, metrics_app
 
     try:  # checked before metering starts: a bad file fails the start, naming the setting
         web = WebConfigFile(cfg.web_config_file) if cfg.web_config_file is not None else None
     except WebConfigError as exc:
-        print(f"mlfootprint exporter: web_config_file: {exc}", file=sys.stderr)
-        return 2
+        return SETTINGS.fail(f"web_config_file: {exc}")
     try:
         monitor = build_monitor(cfg)
     except ConfigError as exc:  # e.g. an unreadable kubeconfig or no in-cluster service account
-        print(f"mlfootprint exporter: {exc}", file=sys.stderr)
-        return 2
+        return SETTINGS.fail(exc)
     registry = build_registry(monitor, cfg)
     if args.once:
         monitor.cycle()
@@ -101,8 +73,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         server = Server(metrics_app(registry, healthy), cfg.listen_address, cfg.port, web).start("metrics-http")
     except OSError as exc:
-        print(f"mlfootprint exporter: --port {cfg.port}: cannot listen on {cfg.listen_address}: {exc}", file=sys.stderr)
-        return 2
+        return SETTINGS.fail(f"--port {cfg.port}: cannot listen on {cfg.listen_address}: {exc}")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -2,31 +2,30 @@
 
 Environment variables are ``MLFOOTPRINT_EXPORTER_<FIELD>`` (e.g.
 ``MLFOOTPRINT_EXPORTER_GPU_SOURCE=sim``); flags are ``--<field-with-dashes>``; YAML keys are
-the field names (``gpu_source: sim``). Validation errors name the field and where its value
-came from. Nothing is read at import time.
+the field names (``gpu_source: sim``); the layering is :mod:`mlfootprint.settings`, shared
+with the operator. Validation errors name where the bad value came from.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-ENV_PREFIX = "MLFOOTPRINT_EXPORTER_"
+from mlfootprint.settings import Opt, Settings, SettingsError
 
-
-class ConfigError(ValueError):
-    """Invalid configuration; the message names the field and the layer it came from."""
+#: invalid configuration (also raised by the wiring, e.g. an unusable kubeconfig)
+ConfigError = SettingsError
 
 
 class ExporterConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    node_name: str = Field("", description="Kubernetes node name for the `node` label (default: NODE_NAME env, else hostname).")
+    node_name: Annotated[str, Opt(env=("NODE_NAME",))] = Field(
+        "", validate_default=True, description="Kubernetes node name for the `node` label (unset: the host name)."
+    )
     listen_address: str = Field("0.0.0.0", description="Address the HTTP server (/metrics, /healthz) binds to.")
     port: int = Field(9860, ge=1, le=65535, description="HTTP port for /metrics and /healthz.")
     metrics_level: Literal["node", "pod", "container"] = Field(
@@ -92,6 +91,11 @@ class ExporterConfig(BaseModel):
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     log_format: Literal["json", "text"] = Field("json", description="Log format.")
 
+    @field_validator("node_name")
+    @classmethod
+    def _node(cls, value: str) -> str:
+        return value or socket.gethostname()
+
     @field_validator("pod_resources_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
@@ -118,54 +122,6 @@ class ExporterConfig(BaseModel):
         return self
 
 
-FIELDS = tuple(ExporterConfig.model_fields)
-#: settings that may be unset (an empty environment variable unsets them)
-_OPTIONAL = frozenset(name for name, field in ExporterConfig.model_fields.items() if field.default is None)
-
-
-def flag_of(field: str) -> str:
-    return "--" + field.replace("_", "-")
-
-
-def load_config(
-    file: Path | None = None,
-    env: Mapping[str, str] | None = None,
-    flags: Mapping[str, Any] | None = None,
-) -> ExporterConfig:
-    """Merge the layers (later wins) and validate. Raises ConfigError naming field and layer."""
-    merged: dict[str, Any] = {}
-    origin: dict[str, str] = {}
-    if file is not None:
-        try:
-            doc = yaml.safe_load(Path(file).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"--config {file}: {exc}") from exc
-        if not isinstance(doc, dict):
-            raise ConfigError(f"--config {file}: expected a mapping of settings")
-        for k, v in doc.items():
-            key = str(k).replace("-", "_")
-            merged[key] = v
-            origin[key] = f"config file {file}"
-    for name, value in (env or {}).items():
-        if name.startswith(ENV_PREFIX):
-            key = name[len(ENV_PREFIX) :].lower()
-            merged[key] = None if value == "" and key in _OPTIONAL else value
-            origin[key] = f"environment {name}"
-    for key, value in (flags or {}).items():
-        if value is not None:
-            merged[key] = value
-            origin[key] = f"flag {flag_of(key)}"
-    if not merged.get("node_name"):
-        merged["node_name"] = (env or {}).get("NODE_NAME") or socket.gethostname()
-    try:
-        return ExporterConfig.model_validate(merged)
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"])
-            where = origin.get(loc, "default") if loc else "settings"
-            msg = err["msg"]
-            if err["type"] == "extra_forbidden":
-                msg = "unknown setting"
-            lines.append(f"{loc or 'configuration'} ({where}): {msg}")
-        raise ConfigError("invalid exporter configuration: " + "; ".join(lines)) from exc
+SETTINGS = Settings(ExporterConfig, "exporter")
+#: the settings from a YAML file, an environment and flags (by field name; None: not given)
+load_config = SETTINGS.load
