@@ -49,6 +49,21 @@ def test_fresh_counters_after_the_last_read_are_all_new_even_above_the_old_value
     assert inc.gpu_j == 3000.0
 
 
+def test_a_read_without_the_new_counters_does_not_make_them_old() -> None:
+    """The race tests/realnode/test_upgrade.py found: the new operator's first read (after the new
+    exporter started counting, before it published the container) moves the ledger's observedAt
+    past the new counters' start; they are still new, not the 0.1 counters with a start (which
+    lost the run's 0.1 energy once the fresh counters exceeded it)."""
+    empty, inc, _ = advance(_old_ledger(3533.0), {}, None, live_pods={"late-0"}, complete=True, elapsed_s=13.0,
+                            read_s=R_S + 14.0)
+    assert inc.gpu_j == 0.0
+    empty = empty.model_copy(update={"observed_at": "2026-11-24T12:00:14.000000Z"})  # the caller writes it
+    ledger, inc, anomalies = _step(empty, R_S + 13.5, 15_093.0)  # started at +13.5 s, before that read
+    assert inc.gpu_j == 15_093.0 and anomalies == []
+    ledger, inc, _ = _step(ledger, R_S + 13.5, 16_000.0)
+    assert inc.gpu_j == 907.0
+
+
 def test_continued_counters_of_a_migrated_state_file_are_growth_and_a_drop_is_a_rollback() -> None:
     ledger, inc, anomalies = _step(_old_ledger(5000.0), V1_START_UNIX, 6000.0)
     assert inc.gpu_j == 1000.0 and anomalies == []

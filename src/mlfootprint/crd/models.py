@@ -393,6 +393,11 @@ class SeriesCounters(_Model):
         default=None, description="Seconds at or below each power-ratio bound of the exporter's histogram (cumulative)."
     )
     limit_w: NonNegFloat | None = Field(default=None, description="Mean power limit of the GPUs held, W per GPU.")
+    read_at: float | None = Field(
+        default=None,
+        description="Counters without a start (an exporter or operator before 0.2): unix time they were last "
+        "read; counters that report a later start are new ones.",
+    )
 
 
 class ServingCounters(_Model):

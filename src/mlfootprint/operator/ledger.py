@@ -173,10 +173,13 @@ class Increment:
 # ----------------------------------------------------------------------------- migration
 
 
-def migrate_counters(counters: Mapping[str, float]) -> tuple[dict[str, SeriesCounters], dict[str, ServingCounters]]:
+def migrate_counters(
+    counters: Mapping[str, float], read_s: float | None = None
+) -> tuple[dict[str, SeriesCounters], dict[str, ServingCounters]]:
     """Operator 0.1 kept ``kind|pod|container[|extra]`` keys; regroup them per container
-    (no start: the first new observation adopts the exporter's) and per serving pod (as
-    the sum of its label sets)."""
+    (no start, read at ``read_s``, the 0.1 ledger's ``observedAt``: the first new observation
+    adopts the exporter's start if it is older, else the counters are new) and per serving pod
+    (as the sum of its label sets)."""
     series: dict[str, dict] = {}  # type: ignore[type-arg]
     serving: dict[str, dict[str, float]] = {}
     for key, value in counters.items():
@@ -189,7 +192,8 @@ def migrate_counters(counters: Mapping[str, float]) -> tuple[dict[str, SeriesCou
             continue
         if len(parts) < 2:
             continue
-        s = series.setdefault(series_name(parts[0], parts[1]), {"gpuJ": 0.0, "cpuJ": 0.0, "dramJ": 0.0, "swings": 0.0, "allocS": {}, "gpus": 0})
+        s = series.setdefault(series_name(parts[0], parts[1]), {"gpuJ": 0.0, "cpuJ": 0.0, "dramJ": 0.0, "swings": 0.0, "allocS": {},
+                                                                 "gpus": 0, "readAt": read_s})
         if kind == "gpu":
             s["gpuJ"] += value
             s["gpus"] += 1
@@ -237,15 +241,16 @@ def _grow(last: float, cur: float) -> tuple[float, bool]:
 
 
 def _container_delta(
-    entry: SeriesCounters | None, obs: ContainerObs, folded: Mapping[str, float], last_read_s: float | None = None
+    entry: SeriesCounters | None, obs: ContainerObs, folded: Mapping[str, float], last_read_s: float | None = None,
+    read_s: float | None = None,
 ) -> tuple[SeriesCounters | None, Increment, str | None]:
     """New ledger entry, the increment, and an anomaly kind (or None). ``last_read_s``: unix
-    time of the ledger's last observation (its ``observedAt``)."""
+    time of the ledger's last observation (its ``observedAt``); ``read_s``: this one's."""
     inc = Increment()
     new = SeriesCounters(
         node=obs.node, start=obs.start, gpu_j=obs.gpu_j, cpu_j=obs.cpu_j, dram_j=obs.dram_j,
         swings=obs.swings, alloc_s=dict(obs.alloc_s), gpus=len(obs.gpus),
-        power_s=list(obs.power_s) or None, limit_w=obs.limit_w,
+        power_s=list(obs.power_s) or None, limit_w=obs.limit_w, read_at=read_s if obs.start is None else None,
     )
     if entry is None:
         watermark = folded.get(obs.node or "")
@@ -254,13 +259,17 @@ def _container_delta(
         _fill(inc, obs.gpu_j, obs.cpu_j, obs.dram_j, obs.swings, obs.alloc_s, obs.node)
         _fill_power(inc, list(obs.power_s), obs.limit_w)
         return new, inc, None
-    if entry.start is None and obs.start is not None and last_read_s is not None and obs.start > last_read_s:
+    # when these start-less counters were last read: the ledger's observedAt may be later
+    # without them in it (a read before the new exporter published them: its start, though
+    # older than that read, is newer than the counters the ledger holds)
+    since_s = entry.read_at if entry.read_at is not None else last_read_s
+    if entry.start is None and obs.start is not None and since_s is not None and obs.start > since_s:
         # counters that began after the ledger's last read of this series: from zero
         _fill(inc, obs.gpu_j, obs.cpu_j, obs.dram_j, obs.swings, obs.alloc_s, obs.node)
         _fill_power(inc, list(obs.power_s), obs.limit_w)
         return new, inc, None
     if entry.start is None and obs.start is not None:  # the same counters, now with their start
-        entry = entry.model_copy(update={"start": obs.start})
+        entry = entry.model_copy(update={"start": obs.start, "read_at": None})
     if entry.start is not None and obs.start is not None:
         if obs.start < entry.start:
             return entry, inc, "StaleSeries"
@@ -409,6 +418,7 @@ def advance(
     complete: bool,
     elapsed_s: float | None,
     serving_rate_scale: float = 1.0,
+    read_s: float | None = None,
 ) -> tuple[Ledger, Increment, list[Anomaly]]:
     """Advance the ledger by one observation (pure).
 
@@ -416,7 +426,8 @@ def advance(
     pod -> engine counters; ``live_pods``: the run's pods that still exist; ``complete``:
     every exporter answered (only then may absent series be folded); ``elapsed_s``: wall
     seconds since the ledger's last observation (plausibility of serving counters);
-    ``serving_rate_scale``: multiplies the serving counters' ceilings :data:`MAX_RATE`.
+    ``serving_rate_scale``: multiplies the serving counters' ceilings :data:`MAX_RATE`;
+    ``read_s``: unix time of this observation (kept with counters that have no start).
     Returns the new ledger (totals unchanged: see :func:`apply_increment`), the increment
     and the anomalies found.
     """
@@ -426,7 +437,7 @@ def advance(
     serving_entries = dict(ledger.serving or {})
     folded = dict(ledger.folded or {})
     if ledger.counters:  # written by operator 0.1
-        old_series, old_serving = migrate_counters(ledger.counters)
+        old_series, old_serving = migrate_counters(ledger.counters, last_read_s)
         for k, v in old_series.items():
             series.setdefault(k, v)
         for k, v in old_serving.items():
@@ -441,7 +452,7 @@ def advance(
     for (pod, container), obs in sorted((containers or {}).items()):
         name = series_name(pod, container)
         seen.add(name)
-        entry, part, problem = _container_delta(series.get(name), obs, folded, last_read_s)
+        entry, part, problem = _container_delta(series.get(name), obs, folded, last_read_s, read_s)
         if entry is not None:
             series[name] = entry
         if problem:

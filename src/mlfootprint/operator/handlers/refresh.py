@@ -244,6 +244,7 @@ async def _refresh(
     new_ledger, inc, anomalies = advance(
         ledger, containers, serving_obs, live_pods={p.name for p in owned},
         complete=obs.complete and source_ok, elapsed_s=elapsed_s, serving_rate_scale=rt.cfg.serving_rate_scale,
+        read_s=end_s,
     )
     _record_anomalies(rt, kind, ns, name, anomalies)
     start_s = since_s if since_s is not None else min(created_s, end_s)
