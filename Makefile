@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export MLFOOTPRINT_CACHE ?= $(HOME)/.cache/mlfootprint
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv tools test test-unit test-cluster faults bench demo demo-down crds lock image clean version docs dist
+.PHONY: help venv tools lint test test-unit test-cluster faults bench demo demo-down crds lock image clean version docs dist
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -23,7 +23,11 @@ venv: $(VENV)/.installed ## Create the virtual environment with pinned dependenc
 tools: venv ## Install/build the real tools (etcd, control plane + kubelet, kwok, helm, prometheus, victoria-metrics, chromium, containerd, image tools)
 	bash hack/install-tools.sh
 
-test: venv tools ## Run every test (unit, property, CLI, real control plane, Prometheus, Helm, browser)
+lint: venv ## Checks: ruff (src, tests, benchmarks, hack, charts) and mypy --strict on src/ (settings in pyproject.toml)
+	$(VENV)/bin/ruff check --no-cache src tests benchmarks hack charts
+	$(VENV)/bin/mypy
+
+test: venv lint tools ## Run the checks (make lint), then every test (unit, property, CLI, real control plane, Prometheus, Helm, browser)
 	$(PY) -m pytest
 
 test-unit: venv ## Only the tests that need no external servers
