@@ -15,7 +15,6 @@ Run: .venv/bin/python benchmarks/bench_exporter_process.py [--pod-source file|ku
 from __future__ import annotations
 
 import argparse
-from concurrent import futures
 import os
 import socket
 import subprocess
@@ -23,6 +22,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from concurrent import futures
 from pathlib import Path
 
 import grpc

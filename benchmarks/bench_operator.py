@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from operator_harness import Layout, http_get, measure, report, stack, warm_up  # noqa: I001
+from operator_harness import Layout, http_get, measure, report, stack, warm_up
 
 from mlfootprint.devcluster.cluster import free_port
 

@@ -15,7 +15,6 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -220,7 +219,7 @@ def test_dashboard_panels_tile_the_grid() -> None:
         taken: dict[tuple[int, int], str] = {}
         for panel in json.loads(path.read_text())["panels"]:
             g = panel["gridPos"]
-            assert g["w"] > 0 and g["h"] > 0 and 0 <= g["x"] and g["x"] + g["w"] <= 24, (path.name, panel["title"], g)
+            assert g["w"] > 0 and g["h"] > 0 and g["x"] >= 0 and g["x"] + g["w"] <= 24, (path.name, panel["title"], g)
             for cell in ((x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])):
                 assert cell not in taken, f"{path.name}: {panel['title']!r} overlaps {taken[cell]!r}"
                 taken[cell] = panel["title"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 import time
@@ -16,8 +15,7 @@ from hypothesis import strategies as st
 from mlfootprint.demo import scenario as scn
 from mlfootprint.demo.procs import DemoState, group_members, is_running, spawn, stop_all
 from mlfootprint.demo.servingsim import SimClock, TrafficProfile, cumulative_mixed_rate_s, cumulative_rate_s, make_server, render
-from mlfootprint.exporter.gpu_sim import OUTPUT_MIX_PERIOD_S, OUTPUT_MIX_PHASE, PROMPT_MIX_PERIOD_S, request_mix
-from mlfootprint.exporter.gpu_sim import request_rate
+from mlfootprint.exporter.gpu_sim import OUTPUT_MIX_PERIOD_S, OUTPUT_MIX_PHASE, PROMPT_MIX_PERIOD_S, request_mix, request_rate
 
 
 def test_cumulative_rate_is_the_integral_of_the_exporters_profile() -> None:

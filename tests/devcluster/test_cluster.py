@@ -75,7 +75,7 @@ def test_more_gpu_nodes_can_be_added(cluster: DevCluster, kubectl) -> None:
     t0 = time.monotonic()
     names = cluster.create_gpu_nodes(1, gpus_per_node=4, product="NVIDIA-A100-SXM4-40GB", prefix="extra-a100-")
     assert names == ["extra-a100-0"]
-    alloc = kubectl("get", "node", names[0], "-o", f"jsonpath={{.status.allocatable.nvidia\\.com/gpu}}").stdout
+    alloc = kubectl("get", "node", names[0], "-o", "jsonpath={.status.allocatable.nvidia\\.com/gpu}").stdout
     assert alloc == "4"
     assert time.monotonic() - t0 < 60
     kubectl("delete", "node", names[0])

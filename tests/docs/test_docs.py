@@ -48,7 +48,7 @@ def test_factors_configmap_examples_parse(doc: str) -> None:
     for cm in maps:
         layer = parse_factors(cm["data"], source=f"{doc} example")  # raises FactorsError naming the field
         # every key of the example took effect (a field the parser ignored would be a doc lie)
-        keys = set(cm["data"]) | set((yaml.safe_load(cm["data"].get("factors.yaml", "")) or {}))
+        keys = set(cm["data"]) | set(yaml.safe_load(cm["data"].get("factors.yaml", "")) or {})
         keys.discard("factors.yaml")
         taken = {_WIRE.get(k, k) for k in layer.fields}
         if layer.carbon_intensity is not None:

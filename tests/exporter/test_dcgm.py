@@ -8,7 +8,6 @@ import pytest
 
 from mlfootprint.exporter.gpu_dcgm import DcgmGpuSource, parse_dcgm_metrics
 from mlfootprint.exporter.model import ErrorCounter, SourceUnavailable
-
 from tests.text_server import TextServer
 
 from .conftest import FIXTURES

@@ -117,7 +117,7 @@ def _create_pod(api: DevCluster, name: str, node: str) -> None:
 
 def _pod_list_watch_requests(api: DevCluster) -> dict[str, float]:
     """Cluster-scoped LIST and WATCH requests for pods, from the API server's own metrics."""
-    ctx = api._ssl_context()  # noqa: SLF001 (the admin client certificate)
+    ctx = api._ssl_context()
     with urllib.request.urlopen(f"{api.server}/metrics", context=ctx, timeout=10) as resp:
         text = resp.read().decode()
     from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415

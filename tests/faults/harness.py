@@ -1204,7 +1204,7 @@ class Campaign:
             c = {c["type"]: c for c in (obj.get("status") or {}).get("conditions") or []}.get("FactorsValid") or {}
             if OTHER_TENANT_SECRET in json.dumps(obj.get("status")):
                 self._fail(f"{run.key}: another tenant's ConfigMap value leaked into the status")
-            return c.get("status") == "False" and c.get("reason") == "FactorsRefForbidden" or Falsy(c)
+            return (c.get("status") == "False" and c.get("reason") == "FactorsRefForbidden") or Falsy(c)
 
         self._wait(refused, self.cfg.freeze_limit_s, f"FactorsRefForbidden on {run.key}")
         if run.key in self._active_runs(self._all_totals()):

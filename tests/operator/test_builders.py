@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mlfootprint.crd.models import Ledger, LedgerTotals
 from mlfootprint.operator.energy.parse import parse_samples
 from mlfootprint.operator.energy.serving import counters_from_page, names_for
 from mlfootprint.operator.energy.snapshot import POD_METRICS, build_snapshot
@@ -14,10 +15,9 @@ from mlfootprint.operator.factors_config import (
     resolve_factors,
 )
 from mlfootprint.operator.factors_store import FactorsProblem
-from mlfootprint.crd.models import Ledger, LedgerTotals
 from mlfootprint.operator.ledger import ContainerObs, Increment, advance, apply_increment
-from mlfootprint.operator.phases import PhaseRules, derive_phase, parse_phase_rules
 from mlfootprint.operator.ownership import RunClaim, claim_from, split_pods
+from mlfootprint.operator.phases import PhaseRules, derive_phase, parse_phase_rules
 from mlfootprint.operator.pods import PodInfo, matches_selector
 from mlfootprint.operator.status import (
     budget_status,
@@ -204,7 +204,7 @@ def _run_minutes(observations: list[Minute]) -> LedgerTotals:
 
 def _c(gpus: dict[str, float], alloc_s: float | None, model: str = "H100") -> ContainerObs:
     return ContainerObs(node="n", start=1.0, gpu_j=sum(gpus.values()), alloc_s={model: alloc_s} if alloc_s else {},
-                        gpus={u: model for u in gpus})
+                        gpus=dict.fromkeys(gpus, model))
 
 
 def _avg_w(totals: LedgerTotals) -> float:

@@ -15,7 +15,13 @@ import pytest
 import yaml
 
 from mlfootprint.operator.config import OperatorConfig
-from mlfootprint.operator.handlers.lifecycle import API_REQUEST_CONNECTIONS, api_connection_limit, login, start_metrics, watch_streams
+from mlfootprint.operator.handlers.lifecycle import (
+    API_REQUEST_CONNECTIONS,
+    api_connection_limit,
+    login,
+    start_metrics,
+    watch_streams,
+)
 from mlfootprint.operator.kube import Kube
 from mlfootprint.operator.metrics import OperatorMetrics
 

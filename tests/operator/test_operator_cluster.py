@@ -4,7 +4,6 @@ exporter whose counters the test advances. Operator runs in-process with 0.5 s r
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest

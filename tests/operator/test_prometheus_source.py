@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import re
 
+from mlfootprint.crd.models import Ledger
 from mlfootprint.operator.energy.prometheus import PrometheusSource
 from mlfootprint.operator.energy.snapshot import GPU_ENERGY
-from mlfootprint.crd.models import Ledger
 from mlfootprint.operator.ledger import advance
 
 SCRAPE_S = 60.0  # Prometheus scrapes every minute...

@@ -67,5 +67,5 @@ def test_auto_falls_back_to_kwok_saying_why(tmp_path: Path, monkeypatch: pytest.
     assert orchestrator.Demo(orchestrator.Options(tmp_path, node="kwok"), out)._mode() == "kwok"
     with pytest.raises(orchestrator.DemoError, match="--node real: this machine cannot run a real node: it needs root"):
         orchestrator.Demo(orchestrator.Options(tmp_path, node="real"), out)._mode()
-    monkeypatch.setattr(orchestrator.rn, "real_node_problems", lambda: [])
+    monkeypatch.setattr(orchestrator.rn, "real_node_problems", list)
     assert orchestrator.Demo(orchestrator.Options(tmp_path, node="auto"), io.StringIO())._mode() == "real"

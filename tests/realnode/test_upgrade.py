@@ -43,9 +43,9 @@ import math
 import os
 import re
 import subprocess
-import tomllib
 import threading
 import time
+import tomllib
 import urllib.error
 from collections.abc import Iterator
 from dataclasses import dataclass, field

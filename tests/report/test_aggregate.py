@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlfootprint.report.aggregate import Filters, ReportOptions, build_report, share_idle, fill_idle
+from mlfootprint.report.aggregate import Filters, ReportOptions, build_report, fill_idle, share_idle
 from mlfootprint.report.model import COL, table_from_records
 from mlfootprint.report.period import Period, parse_period
 from mlfootprint.report.selectors import parse_selector

@@ -39,7 +39,6 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -75,14 +74,14 @@ def _labels(**kw: str) -> str:
 # interpolation or extrapolation would show), then every gauge a fixed multiple of it.
 RUNS: dict[str, dict[str, Any]] = {
     "A": {"labels": dict(namespace="nlp", name="llama-pretrain", kind="TrainingRun", phase="training", model="llama-3-8b"),
-          "kwh": lambda k: 200 + 3.0 * k + 0.05 * k * k, "steps": range(0, LAST_K + 1), "pue": 1.2, "ci": 400.0},
+          "kwh": lambda k: 200 + 3.0 * k + 0.05 * k * k, "steps": range(LAST_K + 1), "pue": 1.2, "ci": 400.0},
     "B": {"labels": dict(namespace="serving", name="llama-chat", kind="InferenceService", phase="inference", model="llama-3-8b"),
           "kwh": lambda k: 0.75 * (k - B_START_K) + 0.02 * (k - B_START_K) ** 2, "steps": range(B_START_K, LAST_K + 1),
           "pue": 1.25, "ci": 350.0, "requests_per_kwh": 30_000.0},
     "C": {"labels": dict(namespace="vision", name="resnet-sweep-3", kind="TrainingRun", phase="development", model="resnet-50"),
-          "kwh": lambda k: 7.2, "steps": range(0, LAST_K + 1), "pue": 1.2, "ci": 400.0},
+          "kwh": lambda k: 7.2, "steps": range(LAST_K + 1), "pue": 1.2, "ci": 400.0},
     "D": {"labels": dict(namespace="research", name="ablation-7", kind="TrainingRun", phase="development", model="llama-3-8b"),
-          "kwh": lambda k: 40 + 1.5 * k, "steps": range(0, D_END_K + 1), "pue": 1.2, "ci": 420.0},
+          "kwh": lambda k: 40 + 1.5 * k, "steps": range(D_END_K + 1), "pue": 1.2, "ci": 420.0},
 }
 EMB_G_PER_KWH, WATER_L_PER_KWH, GPU_H_PER_KWH = 15.0, 1.8, 1.6
 
@@ -109,7 +108,7 @@ def gauges(run: dict[str, Any], k: int) -> dict[str, float]:
 
 
 def operator_series(pod: str) -> Series:
-    steps = range(0, RESTART_K + 1) if pod == OLD_POD else range(RESTART_K + 2, LAST_K + 1)
+    steps = range(RESTART_K + 1) if pod == OLD_POD else range(RESTART_K + 2, LAST_K + 1)
     out: Series = {}
     for run in RUNS.values():
         for k in steps:
@@ -135,8 +134,8 @@ def alive(steps: range) -> Callable[[int], float]:
     return lambda k: 1.0 if k in steps else 0.0
 
 
-ALL = range(0, LAST_K + 1)
-POD_A, POD_B, POD_D = alive(ALL), alive(range(B_START_K + 1, LAST_K + 1)), alive(range(0, D_END_K + 1))
+ALL = range(LAST_K + 1)
+POD_A, POD_B, POD_D = alive(ALL), alive(range(B_START_K + 1, LAST_K + 1)), alive(range(D_END_K + 1))
 
 
 def exporter_series() -> Series:
@@ -155,8 +154,8 @@ def exporter_series() -> Series:
         h + _labels(**n1, component="dram", estimated="false"): counter(lambda k: 0.1 * POD_A(k) + 0.03 * POD_D(k) + 0.02, ALL),
         p + _labels(**n1, **a, component="cpu"): counter(lambda k: 0.5, ALL),
         p + _labels(**n1, **a, component="dram"): counter(lambda k: 0.1, ALL),
-        p + _labels(**n1, **d, component="cpu"): counter(lambda k: 0.15, range(0, D_END_K + 1)),
-        p + _labels(**n1, **d, component="dram"): counter(lambda k: 0.03, range(0, D_END_K + 1)),
+        p + _labels(**n1, **d, component="cpu"): counter(lambda k: 0.15, range(D_END_K + 1)),
+        p + _labels(**n1, **d, component="dram"): counter(lambda k: 0.03, range(D_END_K + 1)),
         # node 2: one GPU, the InferenceService's pod from B_START_K; exporter restart at RESET_K
         g + _labels(**n2, gpu_uuid="GPU-2", gpu_model="L4"): counter(lambda k: 0.02 if POD_B(k) else 0.2, ALL, reset_k=RESET_K),
         h + _labels(**n2, component="cpu", estimated="true"): counter(lambda k: 0.2 * POD_B(k) + 0.3, ALL, reset_k=RESET_K),
@@ -175,7 +174,7 @@ class HistoryServer:
 
     def __init__(self, pages: dict[str, Series], t0_s: int) -> None:
         self.pages, self.t0_s = pages, t0_s
-        self.served = {path: 0 for path in pages}
+        self.served = dict.fromkeys(pages, 0)
         self.lock = threading.Lock()
         self._http = TextServer(self._serve)
 

@@ -467,7 +467,7 @@ class Demo:
         s = self.state
         self.say("\nExplore (the demo keeps running; the InferenceService keeps serving simulated traffic):")
         self.say(f"  export KUBECONFIG={q(s.kubeconfig)}")
-        self.say(f"  kubectl get trainingruns,inferenceservices.mlfootprint.io -A -o wide")
+        self.say("  kubectl get trainingruns,inferenceservices.mlfootprint.io -A -o wide")
         self.say(f"  kubectl -n {s.namespace} get trainingrun llama-8b-final -o yaml     # the full ledger in .status")
         self.say(f"  kubectl -n {s.namespace} get jobs,pods -o wide")
         for name, url in s.urls.items():

@@ -17,7 +17,7 @@ from mlfootprint.exporter.gpu_sim import SimulatedGpuSource
 from mlfootprint.exporter.host import ModelHostSource, RaplHostSource, SimHostSource
 from mlfootprint.exporter.model import ErrorCounter, GpuSource, HostSource, PodSource
 from mlfootprint.exporter.monitor import Clock, Monitor
-from mlfootprint.exporter.pods import FilePodSource, KubeletPodSource, KubernetesPodSource, KubernetesPods
+from mlfootprint.exporter.pods import FilePodSource, KubeletPodSource, KubernetesPods, KubernetesPodSource
 
 log = logging.getLogger(__name__)
 

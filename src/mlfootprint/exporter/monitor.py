@@ -49,12 +49,12 @@ from mlfootprint.exporter.attribution import (
 from mlfootprint.exporter.cgroups import CgroupReader
 from mlfootprint.exporter.counters import DeviceEnergyState, add_power_sample, counter_delta, take_energy
 from mlfootprint.exporter.model import (
+    POWER_RATIO_BUCKETS,
     ContainerKey,
     ContainerSeries,
     ErrorCounter,
     GpuReading,
     GpuSeries,
-    POWER_RATIO_BUCKETS,
     GpuSource,
     HostReading,
     HostSource,

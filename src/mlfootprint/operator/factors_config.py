@@ -57,9 +57,9 @@ __all__ = [
     "FactorsError",
     "FactorsLayer",
     "ResolvedFactors",
+    "embodied_resolver",
     "factors_for_interval",
     "parse_factors",
-    "embodied_resolver",
     "resolve_factors",
 ]
 

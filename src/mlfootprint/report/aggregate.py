@@ -35,7 +35,7 @@ import numpy.typing as npt
 from mlfootprint.accounting.equivalents import Equivalents, equivalents
 from mlfootprint.accounting.inference import Breakeven, Impact, breakeven
 from mlfootprint.accounting.units import J_PER_KWH
-from mlfootprint.report.model import COL, IDLE_KIND, PHASES, RunTable
+from mlfootprint.report.model import COL, PHASES, RunTable
 from mlfootprint.report.period import Period, UsageError
 from mlfootprint.report.selectors import Selector, validate_label_key
 

@@ -14,8 +14,8 @@ Colours are the Okabe-Ito palette (distinguishable with colour-vision deficienci
 from __future__ import annotations
 
 import math
-from html import escape
 from collections.abc import Sequence
+from html import escape
 
 from mlfootprint.report.aggregate import STACKS, Report
 from mlfootprint.report.model import format_time

@@ -35,7 +35,7 @@ from mlfootprint.report.model import (
 from mlfootprint.report.period import Period
 from mlfootprint.report.progress import Tasks
 
-__all__ = ["ClusterSource", "PrometheusSource", "SnapshotSource", "Source", "SourceError", "NODE_POOL_LABELS"]
+__all__ = ["NODE_POOL_LABELS", "ClusterSource", "PrometheusSource", "SnapshotSource", "Source", "SourceError"]
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ import aiohttp
 
 from mlfootprint.operator.factors_config import CarbonIntensitySpec
 
-__all__ = ["IntensityReader", "LBS_PER_MWH_TO_G_PER_KWH"]
+__all__ = ["LBS_PER_MWH_TO_G_PER_KWH", "IntensityReader"]
 
 log = logging.getLogger(__name__)
 

@@ -212,7 +212,7 @@ class PrometheusSource:
             return Observation(containers=None, window_end_s=since_s), True  # nothing new to read yet
         try:
             series, problems = await self._values(end)
-        except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError, KeyError, ValueError) as e:
+        except (TimeoutError, aiohttp.ClientError, RuntimeError, KeyError, ValueError) as e:
             log.warning("Prometheus query failed", extra={"error": str(e)})
             return Observation(containers=None, window_end_s=since_s, problems=(f"Prometheus query failed: {e}",)), False
         containers: dict[tuple[str, str], ContainerObs] = {}

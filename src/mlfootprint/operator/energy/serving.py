@@ -147,7 +147,7 @@ class ServingScraper:
             self._session = aiohttp.ClientSession()
         try:
             text: str | None = await fetch_text(self._session, url, self._timeout_s)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, NotMetrics):
+        except (TimeoutError, aiohttp.ClientError, OSError, NotMetrics):
             text = None
         self._pages[url] = (now, text)
         return text
