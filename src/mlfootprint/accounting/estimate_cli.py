@@ -350,8 +350,10 @@ def node_doc(node: NodeEmbodied) -> dict[str, Any]:
         "gpu_embodied_total_water_l": node.gpu_total_water_l,
         "host_embodied": _part_doc(node.host),
         "notes": [
-            "embodied water covers fabricated logic silicon (12.33 L/cm2) and rare-earth mining only: "
-            "memory, SSD and boards have no per-unit water factor here, so it is a lower bound",
+            (
+                "embodied water covers fabricated logic silicon (12.33 L/cm2) and rare-earth mining only: "
+                "memory, SSD and boards have no per-unit water factor here, so it is a lower bound"
+            ),
         ],
     }
 

@@ -139,8 +139,10 @@ def render(chart_dir: Path = CHART) -> str:
             "",
             " ".join(chart["description"].split()),
             "",
-            f"Kubernetes: `{chart['kubeVersion']}`. Licence: {chart.get('annotations', {}).get('licenses', 'Apache-2.0')}. "
-            f"Source: {chart['home']}",
+            (
+                f"Kubernetes: `{chart['kubeVersion']}`. Licence: {chart.get('annotations', {}).get('licenses', 'Apache-2.0')}. "
+                f"Source: {chart['home']}"
+            ),
             "",
             "## Installing",
             "",

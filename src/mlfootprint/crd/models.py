@@ -223,7 +223,9 @@ class WaterStatus(_Model):
 
 
 class PowerStatus(_Model):
-    avg_w: NonNegFloat = Field(default=0.0, description="Average total GPU power of the run while it held its GPUs, W: GPU energy / (GPU device-seconds held / GPUs), both on the exporters' measurement clock.")
+    avg_w: NonNegFloat = Field(default=0.0, description=(
+        "Average total GPU power of the run while it held its GPUs, W: GPU energy / (GPU device-seconds held / GPUs), "
+        "both on the exporters' measurement clock."))
     peak_w: NonNegFloat = Field(default=0.0, description="Peak sampled GPU power, W.")
     min_w: NonNegFloat = Field(default=0.0, description="Minimum sampled GPU power, W.")
     swings: NonNegInt = Field(default=0, description="Power swings larger than the configured fraction.")

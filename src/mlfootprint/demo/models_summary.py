@@ -53,8 +53,10 @@ def serving_lines(name: str, st: Mapping[str, Any]) -> list[str]:
     inf = st.get("inference") or {}
     lines = [
         f"  {name}:",
-        f"    {_num(inf.get('gpuJoulesPerToken'))} GPU J/token, {_num(inf.get('joulesPerToken'))} facility J/token, "
-        f"{_num(inf.get('kWhPer1kRequests'))} kWh per 1,000 requests",
+        (
+            f"    {_num(inf.get('gpuJoulesPerToken'))} GPU J/token, {_num(inf.get('joulesPerToken'))} facility J/token, "
+            f"{_num(inf.get('kWhPer1kRequests'))} kWh per 1,000 requests"
+        ),
     ]
     wm = inf.get("workloadModel")
     if wm:

@@ -190,9 +190,10 @@ class Demo:
             bins = Binaries.find()
         except MissingBinaryError as e:
             raise DemoError(f"{e}") from None
-        if self.state_file.exists() or (self.state_dir / "cluster" / STATE_FILE).exists():
-            if down(self.state_dir, quiet=True):
-                self.say("stopped the previous demo first")
+        if (self.state_file.exists() or (self.state_dir / "cluster" / STATE_FILE).exists()) and down(
+            self.state_dir, quiet=True
+        ):
+            self.say("stopped the previous demo first")
         nodes = [f"kwok-gpu-{i}" for i in range(sc.gpu_nodes)] if mode == "kwok" else []
         ports = pick_ports(self.opts.port_base, [
             *((f"exporter {n}", EXPORTER_PORT_OFFSET + i) for i, n in enumerate(nodes)),

@@ -113,7 +113,7 @@ def spawn(name: str, argv: Sequence[str], log_path: Path, env: dict[str, str] | 
         popen = subprocess.Popen(
             list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True, env=env, close_fds=True,
-            preexec_fn=set_pdeathsig if die_with_parent and sys.platform == "linux" else None,
+            preexec_fn=set_pdeathsig if die_with_parent and sys.platform == "linux" else None,  # noqa: PLW1509 - PR_SET_PDEATHSIG must be set in the child; it only calls prctl
         )
     ticks = None
     for _ in range(50):  # /proc/<pid>/cmdline is the child's only after exec

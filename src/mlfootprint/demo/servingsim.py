@@ -125,8 +125,10 @@ def render(profile: TrafficProfile, start_s: float, now_s: float, share: float =
         "# HELP vllm:request_success_total Count of successfully processed requests.",
         "# TYPE vllm:request_success_total counter",
         f'vllm:request_success_total{{finished_reason="stop",{labels}}} {math.floor(requests * 0.93)}',
-        f'vllm:request_success_total{{finished_reason="length",{labels}}} '
-        f"{math.floor(requests) - math.floor(requests * 0.93)}",
+        (
+            f'vllm:request_success_total{{finished_reason="length",{labels}}} '
+            f"{math.floor(requests) - math.floor(requests * 0.93)}"
+        ),
         "# HELP vllm:prompt_tokens_total Number of prefill tokens processed.",
         "# TYPE vllm:prompt_tokens_total counter",
         f"vllm:prompt_tokens_total{{{labels}}} {math.floor(prompt)}",

@@ -814,7 +814,7 @@ class DevCluster:
                 cwd=self.state_dir,
                 env=dict(env) if env is not None else None,
                 start_new_session=True,
-                preexec_fn=set_pdeathsig if self.die_with_parent and sys.platform == "linux" else None,
+                preexec_fn=set_pdeathsig if self.die_with_parent and sys.platform == "linux" else None,  # noqa: PLW1509 - PR_SET_PDEATHSIG must be set in the child; it only calls prctl
             )
         self._popen[popen.pid] = popen
         self._args[name] = list(args)

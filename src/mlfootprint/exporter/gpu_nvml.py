@@ -58,7 +58,7 @@ class NvmlGpuSource(HardwareGpuSource):
 
     def __init__(self, errors: ErrorCounter, nvml: ModuleType | Any | None = None, mig_total_slices: int = 7) -> None:
         self._errors = errors
-        self._nvml = nvml
+        self._nvml: Any = nvml  # pynvml (untyped) or a test's fake with the same functions
         self._mig_total = mig_total_slices
         self._devices: list[_Device] | None = None
 
@@ -67,7 +67,7 @@ class NvmlGpuSource(HardwareGpuSource):
         nvml = self._nvml
         try:
             return getattr(nvml, fn_name)(*args)
-        except Exception as exc:  # pynvml.NVMLError and friends
+        except Exception as exc:  # noqa: BLE001 - pynvml.NVMLError and friends: counted, never fatal
             self._errors.inc(self.name, fn_name)
             log.debug("nvml call failed", extra={"call": fn_name, "error": str(exc)})
             return default
@@ -107,7 +107,7 @@ class NvmlGpuSource(HardwareGpuSource):
     def _discover_mig(self, dev: _Device) -> None:
         try:
             mode = self._nvml.nvmlDeviceGetMigMode(dev.handle)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any NVML failure: counted, never fatal
             if getattr(exc, "value", None) != _NOT_SUPPORTED:  # non-MIG GPUs: not an error
                 self._errors.inc(self.name, "nvmlDeviceGetMigMode")
             return
@@ -117,7 +117,7 @@ class NvmlGpuSource(HardwareGpuSource):
         for j in range(int(max_count)):
             try:
                 mig = self._nvml.nvmlDeviceGetMigDeviceHandleByIndex(dev.handle, j)
-            except Exception:  # empty slots raise NOT_FOUND: not an error
+            except Exception:  # noqa: BLE001 - empty slots raise NOT_FOUND: not an error
                 continue
             uuid = self._call("nvmlDeviceGetUUID", mig)
             attrs = self._call("nvmlDeviceGetAttributes", mig)
@@ -134,7 +134,7 @@ class NvmlGpuSource(HardwareGpuSource):
             return {}
         try:
             samples = self._nvml.nvmlDeviceGetProcessUtilization(dev.handle, dev.last_util_ts_us)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any NVML failure: counted, never fatal
             value = getattr(exc, "value", None)
             if value in _NO_SAMPLES:
                 return {}
@@ -156,7 +156,7 @@ class NvmlGpuSource(HardwareGpuSource):
             if dev.energy_supported:
                 try:
                     energy_mj = float(self._nvml.nvmlDeviceGetTotalEnergyConsumption(dev.handle))
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - any NVML failure: counted, power integrated instead
                     self._errors.inc(self.name, "nvmlDeviceGetTotalEnergyConsumption")
                     if getattr(exc, "value", None) == _NOT_SUPPORTED:
                         dev.energy_supported = False  # integrate power instead

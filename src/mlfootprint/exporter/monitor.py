@@ -283,9 +283,13 @@ class Monitor:
         """One attribution interval; returns (and publishes) the new snapshot."""
         now = self._clock()
         listing_ok = self._read_pods(now)
-        if self._restored is not None and self._pod_source is not None and not self._listing_seen:
-            if self._wall() - self._restored.waited_from_s < RESTORE_WAIT_S:
-                return self._publish(self.snapshot.timestamp_s, persist=False)  # who held the GPUs?
+        if (
+            self._restored is not None
+            and self._pod_source is not None
+            and not self._listing_seen
+            and self._wall() - self._restored.waited_from_s < RESTORE_WAIT_S
+        ):
+            return self._publish(self.snapshot.timestamp_s, persist=False)  # who held the GPUs?
         duration_s = 0.0 if self._last_cycle_t is None else max(now - self._last_cycle_t, 0.0)
         self._last_cycle_t = now
         listing = self._listing

@@ -449,7 +449,7 @@ class KubeletPodSource:
                         uuid, sep, _ = device_id.partition("::")
                         if sep:
                             replicas[uuid] = replicas.get(uuid, 0) + 1
-        except Exception:
+        except Exception:  # noqa: BLE001 - optional call (time-slicing replicas): counted, never fatal
             self._errors.inc(self.name, "GetAllocatableResources")
         meta, profiles, gpu_pods = self._index_view()
         containers = []

@@ -485,7 +485,7 @@ def _lifecycle(table: RunTable, options: ReportOptions) -> list[ModelLifecycle]:
     sums = {c: np.bincount(key, weights=np.nan_to_num(runs.col(c)), minlength=m).reshape(-1, nph) for c in cols}
     counts = np.bincount(key, minlength=m).reshape(-1, nph)
     out: list[ModelLifecycle] = []
-    dev, train, inf = 0, 1, 2
+    inf = PHASES.index("inference")
     with_dev = options.breakeven_basis == "training+development"
     for i, model in enumerate(models):
         phases = {

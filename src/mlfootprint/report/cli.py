@@ -47,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig for the cluster source (default: in-cluster, $KUBECONFIG, ~/.kube/config)")
     src.add_argument("--context", metavar="NAME", help="kubeconfig context")
     src.add_argument("--prometheus-url", metavar="URL", help="Prometheus with the operator's and exporter's metrics: exact period figures and idle energy")
-    src.add_argument("--export", type=Path, metavar="FILE", help="write the rows read (snapshot format v1) to FILE; the report is printed only when --format or --output is also given")
+    src.add_argument("--export", type=Path, metavar="FILE", help=(
+        "write the rows read (snapshot format v1) to FILE; the report is printed only when --format or --output is also given"))
 
     sel = parser.add_argument_group("selection")
     sel.add_argument("-n", "--namespace", action="append", default=[], metavar="NS", help="only these namespaces (repeatable or comma-separated; default all)")
@@ -87,8 +88,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _namespaces(values: list[str]) -> tuple[str, ...]:
     out: list[str] = []
     for value in values:
-        for ns in value.split(","):
-            ns = ns.strip()
+        for part in value.split(","):
+            ns = part.strip()
             if not _DNS_LABEL.match(ns) or len(ns) > 63:
                 raise UsageError("--namespace", f"{ns!r} is not a valid namespace name (RFC 1123 label)")
             out.append(ns)

@@ -197,7 +197,9 @@ def render_html(report: Report) -> str:
     body: list[str] = [
         "<header><h1>mlfootprint report</h1>",
         '<dl class="meta">' + "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in _header_lines(report)) + "</dl></header>",
-        '<section class="cards">' + "".join(f'<div class="card"><div class="v">{escape(v)}</div><div class="k">{escape(k)}</div></div>' for k, v in cards) + "</section>",
+        '<section class="cards">'
+        + "".join(f'<div class="card"><div class="v">{escape(v)}</div><div class="k">{escape(k)}</div></div>' for k, v in cards)
+        + "</section>",
     ]
     if report.lifecycle:
         labels = [lc.model for lc in report.lifecycle]

@@ -284,8 +284,8 @@ def table_from_records(
     Raises :class:`SnapshotError` naming the first bad record and field.
     """
     parts = []
-    for is_idle, records in ((False, runs), (True, idle)):
-        records = records if isinstance(records, list) else list(records)
+    for is_idle, given in ((False, runs), (True, idle)):
+        records = given if isinstance(given, list) else list(given)
         for lo in range(0, max(len(records), 1), _PROGRESS_STEP):
             chunk = records[lo : lo + _PROGRESS_STEP]
             try:

@@ -163,7 +163,7 @@ class ClusterSource:
 
         try:
             nodes = client.CoreV1Api(self._client()).list_node().items
-        except Exception as exc:  # nodes are optional context: an RBAC denial is no failure
+        except Exception as exc:  # noqa: BLE001 - nodes are optional context: an RBAC denial is no failure
             log.warning("cannot list nodes for node pools", extra={"error": str(exc)})
             return {}
         pools: dict[str, str] = {}

@@ -173,7 +173,7 @@ class BasicAuth:
         self._cache: dict[bytes, bool] = {}
 
     def allows(self, header: str | None) -> bool:
-        if not header or not header[:6].lower() == "basic ":
+        if not header or header[:6].lower() != "basic ":
             return False
         try:
             user, sep, password = base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")

@@ -189,7 +189,8 @@ class Server(ThreadingMixIn, WSGIServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # failed handshakes, resets and timeouts of one connection: nothing the server can fix
-        log.debug("connection failed", exc_info=True, extra={"client": str(client_address[0])})
+        # socketserver calls this from its `except Exception:` block, so exc_info is the failure
+        log.debug("connection failed", exc_info=True, extra={"client": str(client_address[0])})  # noqa: LOG014
 
 
 def serve(app: WSGIApplication, address: str, port: int, web_config_file: Path | None = None,

@@ -76,7 +76,7 @@ class ExporterScraper:
         if self._discover is not None:
             try:
                 found += await self._discover()
-            except Exception as e:  # discovery failure is reported as the source being down
+            except Exception as e:  # noqa: BLE001 - discovery failure is reported as the source being down
                 log.warning("exporter discovery failed", extra={"error": str(e)})
         return sorted(set(found))
 

@@ -116,7 +116,7 @@ async def discover_workload(
     plural, obj = wanted
     try:
         created = await rt.kube.create_custom(ns, plural, obj)
-    except Exception as e:  # retried on the workload's next event
+    except Exception as e:  # noqa: BLE001 - retried on the workload's next event
         log.warning("auto-discovery could not create the run", extra={"kind": kind, "namespace": ns, "workload": meta.get("name"), "error": str(e)})
         return
     done.add(uid)

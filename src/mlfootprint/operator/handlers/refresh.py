@@ -140,7 +140,7 @@ async def _report_failure(rt: Runtime, kind: str, body: Mapping[str, Any], error
     status["conditions"] = conditions
     try:
         await rt.kube.replace_status(PLURALS[kind], meta["namespace"], meta["name"], status)
-    except Exception as e:  # the API server may be the problem; the log line and the metric remain
+    except Exception as e:  # noqa: BLE001 - the API server may be the problem; the log line and the metric remain
         log.warning("could not record the refresh failure", extra={"resource": meta.get("name"), "error": type(e).__name__})
         return
     rt.written[meta.get("uid", "")] = status
@@ -150,7 +150,9 @@ def _event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> No
     kopf.event(body, type=type_, reason=reason, message=message)  # type: ignore[arg-type]
 
 
-async def _workload_state(rt: Runtime, namespace: str, spec: Mapping[str, Any], pods: list[PodInfo], totals: LedgerTotals, seen_series: bool) -> tuple[str, str]:
+async def _workload_state(
+    rt: Runtime, namespace: str, spec: Mapping[str, Any], pods: list[PodInfo], totals: LedgerTotals, seen_series: bool
+) -> tuple[str, str]:
     ref = spec.get("workloadRef")
     if ref:
         try:
@@ -427,9 +429,9 @@ def _conditions_and_status(
                  f"{len(serving_problems)} pod(s) without serving counters, e.g. {pod}: {why}", ("Warning", "ServingMetricsUnavailable"))
         elif inconsistent:
             a = inconsistent[0]
-            cond("ServingMetricsValid", False, a.kind,
-                 f"pod {a.subject}: {'a counter went down without an engine restart (not counted)' if a.kind == 'ServingInconsistent' else 'a counter jumped faster than physically plausible (not counted)'}",
-                 ("Warning", a.kind))
+            what = ("a counter went down without an engine restart (not counted)" if a.kind == "ServingInconsistent"
+                    else "a counter jumped faster than physically plausible (not counted)")
+            cond("ServingMetricsValid", False, a.kind, f"pod {a.subject}: {what}", ("Warning", a.kind))
         else:
             cond("ServingMetricsValid", True, "Read", "serving counters read")
 
