@@ -311,7 +311,7 @@ def stack(layout: Layout, *, prometheus: bool, scrape_interval_s: float = 30.0, 
             [sys.executable, "-m", "mlfootprint.devcluster.fleetsim", "--spec", str(spec), "--port-file", str(port_file)],
             stdout=subprocess.DEVNULL, stderr=open(state / "fleetsim.log", "wb"),  # noqa: SIM115
         )
-        _wait("the fleet simulator", lambda: port_file.exists(), timeout_s=30, every_s=0.2)
+        _wait("the fleet simulator", port_file.exists, timeout_s=30, every_s=0.2)
         st.fleet_port = int(port_file.read_text())
 
         if prometheus:

@@ -144,7 +144,10 @@ def timed_usage(draw: st.DrawFn) -> list[EnergyInterval]:
     for _ in range(n):
         s = draw(st.floats(0, 86_000))
         d = draw(st.floats(1, 3600))
-        out.append(EnergyInterval(start_s=s, end_s=min(s + d, 86_400.0) if s + d <= 86_400 else 86_400.0, component=draw(st.sampled_from(["gpu", "cpu", "dram", "other"])), energy_j=draw(st.floats(0, 1e9))))
+        out.append(EnergyInterval(
+            start_s=s, end_s=min(s + d, 86_400.0) if s + d <= 86_400 else 86_400.0,
+            component=draw(st.sampled_from(["gpu", "cpu", "dram", "other"])), energy_j=draw(st.floats(0, 1e9)),
+        ))
     return [i for i in out if i.end_s > i.start_s] or [EnergyInterval(start_s=0, end_s=1, component="gpu", energy_j=1)]
 
 

@@ -110,7 +110,7 @@ def test_manifests() -> None:
 def test_scenario_errors_name_the_file(tmp_path) -> None:
     bad = tmp_path / "s.yaml"
     bad.write_text("namespace: x\n")
-    with pytest.raises(scn.ScenarioError, match="s.yaml"):
+    with pytest.raises(scn.ScenarioError, match=r"s\.yaml"):
         scn.load(bad)
 
 
@@ -231,7 +231,7 @@ def test_progress_is_a_line_rewritten_on_a_terminal_and_plain_lines_elsewhere(tm
     for name, out in (("tty", Tty()), ("pipe", io.StringIO())):
         demo = Demo(Options(state_dir=tmp_path / name), out=out)
         t = [0.0]
-        driver = Driver(demo, kube=None, sc=sc, serving_port=0, clock=lambda: t[0])  # type: ignore[arg-type]
+        driver = Driver(demo, kube=None, sc=sc, serving_port=0, clock=lambda t=t: t[0])  # type: ignore[arg-type]
         with driver._status_line():
             for step in range(3):
                 t[0] += 6.0

@@ -68,7 +68,10 @@ def test_levels_bound_cardinality() -> None:
     assert "mlfootprint_pod_" not in node and "mlfootprint_gpu_energy_joules_total" in node
     pod = render("pod")
     assert 'container=""' in pod and "trainer" not in pod
-    assert 'mlfootprint_pod_gpu_energy_joules_total{container="",gpu_model="NVIDIA H100 80GB HBM3",gpu_uuid="GPU-0",namespace="ml",node="gpu-node-1",pod="train"} 750.0' in pod
+    assert (
+        'mlfootprint_pod_gpu_energy_joules_total{container="",gpu_model="NVIDIA H100 80GB HBM3",gpu_uuid="GPU-0",'
+        'namespace="ml",node="gpu-node-1",pod="train"} 750.0'
+    ) in pod
     # the pod-level counters keep the pod's start, not one of its containers' later ones
     assert 'mlfootprint_pod_start_time_seconds{container="",namespace="ml",node="gpu-node-1",pod="train"} 1.7e+09' in pod
 

@@ -55,7 +55,7 @@ def test_wrapping_counter_sums_to_true_energy(start: int, increments: list[int],
     for i, inc in enumerate([0, *increments]):
         true_total += inc if i else 0
         value = (value + inc) % max_range if i else value
-        delta, event = counter_delta(prev, value, max_range)
+        delta, _event = counter_delta(prev, value, max_range)
         assert delta >= 0
         total += delta
         prev = value

@@ -34,7 +34,7 @@ def pod_gpu(snap, k, uuid):  # type: ignore[no-untyped-def]
 def test_counter_and_integral_paths_conserve(clock: FakeClock) -> None:
     mon, gpus, _ = make(clock)
     mon.cycle()
-    for step in range(10):  # 1 s at 100 ms samples
+    for _step in range(10):  # 1 s at 100 ms samples
         clock.advance(0.1)
         gpus.gpus[0].energy_mj += 30_000  # 300 W for 0.1 s
         gpus.gpus[0].power_w = 300.0
@@ -269,7 +269,7 @@ def test_accelerated_clock() -> None:
 def test_grace_counts_wall_seconds_under_an_accelerated_clock(clock: FakeClock) -> None:
     """Simulated time runs 1440x faster; an ended pod stays for the grace in *real* seconds."""
     wall = FakeClock(0.0)
-    mon, gpus, pods = make(clock, ended_pod_grace_s=5.0, wall_clock=wall)
+    mon, _gpus, pods = make(clock, ended_pod_grace_s=5.0, wall_clock=wall)
     mon.cycle()
     pods.containers = []  # pod a ended
     clock.advance(1440.0)  # one accelerated wall second = a simulated day's minute
@@ -305,7 +305,7 @@ def test_power_ratio_histogram_counts_seconds_at_each_share_of_the_limit(clock: 
 
 def test_the_power_limit_outlives_the_container(clock: FakeClock) -> None:
     """The histogram's last seconds (sampled before the pod's end was seen) keep their limit."""
-    mon, gpus, pods = make(clock)
+    mon, _gpus, pods = make(clock)
     mon.cycle()
     mon.cycle()
     for _ in range(5):

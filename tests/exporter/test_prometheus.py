@@ -51,7 +51,7 @@ def test_prometheus_scrapes_per_pod_energy(tmp_path: Path) -> None:
          "--pod-source", "file", "--pods-file", str(pods), "--host-source", "sim", "--sim-time-factor", "60",
          "--listen-address", "127.0.0.1", "--port", str(exporter_port), "--node-name", "sim-node-0",
          "--attribution-interval-s", "0.5"],
-        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "exporter.log", "w"),
+        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "exporter.log", "w"),  # noqa: SIM115 - the child keeps it
     )
     prom = RealPrometheus(
         tmp_path,

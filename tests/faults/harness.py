@@ -230,7 +230,7 @@ class Managed:
             return True
         _reap(self.rec.pid)
         self.crashes.append(f"{self.name} (pid {self.rec.pid}) exited on its own; log tail:\n{tail(self.log_path, 20)}")
-        log.error("process exited on its own", extra={"process": self.name, "pid": self.rec.pid})
+        log.error("process exited on its own", extra={"component": self.name, "pid": self.rec.pid})
         self.rec = None
         self.start()
         return False
@@ -558,7 +558,7 @@ class Campaign:
             "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "mlfootprint-factors"},
             "data": {"pue": "1.05", "carbonIntensity": "20", "apiToken": OTHER_TENANT_SECRET},
         })
-        self._wait(lambda: self._sa_ready(), 30, "the namespace's default ServiceAccount")
+        self._wait(self._sa_ready, 30, "the namespace's default ServiceAccount")
         env = {**os.environ, "KUBECONFIG": str(kc), "PYTHONUNBUFFERED": "1"}
         nodes = [f"kwok-gpu-{i}" for i in range(self.cfg.nodes)]
         ports = free_ports(len(nodes))
@@ -735,7 +735,7 @@ class Campaign:
     def _learn_gpus(self) -> None:
         """Which GPUs each pod holds, from the exporters' pages (a pod keeps its GPUs: a
         change would mean the oracle's assumption broke, which is reported)."""
-        for node, e in self.exporters.items():
+        for e in self.exporters.values():
             try:
                 page = e.page()
             except OSError:
@@ -927,14 +927,12 @@ class Campaign:
     def run(self) -> None:
         """Inject faults until ``duration_s`` has passed (after every kind once, in CI)."""
         t_end = time.monotonic() + self.cfg.duration_s
-        injected = 0
-        for kind in self.schedule():
+        for injected, kind in enumerate(self.schedule()):
             if time.monotonic() > t_end and not self.cfg.kinds and not (self.cfg.every_kind_once and injected < len(FAULT_KINDS)):
                 break
             time.sleep(self.rng.uniform(0.0, 2.0))  # a random point in the processes' cycles
             event = self.inject(kind)
             self.events.append(event)
-            injected += 1
             self.recover(event)
 
     def inject(self, kind: str) -> FaultEvent:
@@ -1248,10 +1246,10 @@ class Campaign:
         truth = self.serving.true_requests(at)
         for r in self.runs:
             t = totals.get(r.key)
-            if r.kind == "InferenceService" and t is not None and t.requests > truth:
-                if t.requests - truth > self._excess_requests.get(r.key, 0.0):
-                    self._fail(f"{r.key}: {t.requests:.0f} requests counted, {truth:.0f} served (double-counted requests)")
-                    self._excess_requests[r.key] = t.requests - truth
+            if (r.kind == "InferenceService" and t is not None and t.requests > truth
+                    and t.requests - truth > self._excess_requests.get(r.key, 0.0)):
+                self._fail(f"{r.key}: {t.requests:.0f} requests counted, {truth:.0f} served (double-counted requests)")
+                self._excess_requests[r.key] = t.requests - truth
 
     # ------------------------------------------------------------------ runs
     def _fault_overlap_run(self, event: FaultEvent) -> None:

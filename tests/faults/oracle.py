@@ -123,7 +123,7 @@ class DeviceHistory:
         """Energy of the intervals ending at a held reading no later than ``until_s``."""
         total = 0.0
         recs = self._records.get(uuid, [])
-        for a, b in zip(recs, recs[1:]):
+        for a, b in zip(recs, recs[1:], strict=False):
             if b.t_s > until_s:
                 break
             if b.held:
@@ -138,7 +138,7 @@ class DeviceHistory:
             return 0.0
         total = 0.0
         recs = self._records.get(uuid, [])
-        for a, b in zip(recs, recs[1:]):
+        for a, b in zip(recs, recs[1:], strict=False):
             if b.held and any(a.t_s < hi and b.t_s > lo for lo, hi in spans):
                 total += b.energy_j - a.energy_j
         return total

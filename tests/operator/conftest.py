@@ -138,7 +138,7 @@ class OperatorHandle:
         def target() -> None:
             try:
                 run_operator(cfg, stop_flag=self.stop_flag, ready_flag=self.ready_flag, energy=energy, memo=self.memo)
-            except BaseException as e:  # surfaced by stop()/wait helpers
+            except BaseException as e:  # noqa: BLE001 - surfaced by stop()/wait helpers
                 self.error = e
 
         self.thread = threading.Thread(target=target, daemon=True, name="operator")

@@ -311,18 +311,18 @@ def test_snapshot_drops_values_that_are_not_counters(bad: str) -> None:
 
 
 def test_parser_unescapes_labels() -> None:
-    [(name, labels, value)] = list(parse_samples('m{a="x\\"y\\\\z",b="n\\nl"} 2.5\n', ["m"]))
+    [(_name, labels, value)] = list(parse_samples('m{a="x\\"y\\\\z",b="n\\nl"} 2.5\n', ["m"]))
     assert labels == {"a": 'x"y\\z', "b": "n\nl"} and value == 2.5
 
 
 @pytest.mark.parametrize(
     ("engine", "page", "expected"),
     [
-        ("vllm", 'vllm:request_success_total{finished_reason="stop"} 7\nvllm:request_success_total{finished_reason="length"} 3\n'
-         "vllm:prompt_tokens_total 100\nvllm:generation_tokens_total 400\n", (10, 100, 400)),
+        ("vllm", ('vllm:request_success_total{finished_reason="stop"} 7\nvllm:request_success_total{finished_reason="length"} 3\n'
+                  "vllm:prompt_tokens_total 100\nvllm:generation_tokens_total 400\n"), (10, 100, 400)),
         ("sglang", "sglang:num_requests_total 4\nsglang:prompt_tokens_total 40\nsglang:generation_tokens_total 80\n", (4, 40, 80)),
-        ("tgi", "tgi_request_success 5\ntgi_request_input_length_sum 50\ntgi_request_generated_tokens_sum 500\n"
-         "tgi_request_generated_tokens_count 5\n", (5, 50, 500)),
+        ("tgi", ("tgi_request_success 5\ntgi_request_input_length_sum 50\ntgi_request_generated_tokens_sum 500\n"
+                 "tgi_request_generated_tokens_count 5\n"), (5, 50, 500)),
     ],
 )
 def test_serving_engine_presets(engine: str, page: str, expected: tuple[int, int, int]) -> None:

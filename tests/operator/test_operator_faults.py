@@ -227,7 +227,7 @@ def test_factors_refs_stay_in_the_run_namespace_and_never_echo_values(
         assert st["status"]["factors"]["pue"] == 1.2  # the other tenant's 1.1 was not read
         own = wait_for(lambda: _when(lambda: _tr(kubectl, ns, "own"), lambda t: condition(t, "FactorsValid")), what="own refreshed")
         assert condition(own, "FactorsValid")["status"] == "False"
-        visible = json.dumps(own["status"]) + json.dumps([e for e in events(kubectl, ns)])
+        visible = json.dumps(own["status"]) + json.dumps(list(events(kubectl, ns)))
         assert "hunter2" not in visible and "pa55word" not in visible
     finally:
         kubectl("delete", "namespace", other, "--wait=false", check=False)
@@ -267,7 +267,7 @@ def test_the_status_is_written_only_when_something_visible_changes(
     refreshes0, writes0 = counts()
     rv0 = _tr(kubectl, ns, "q")["metadata"]["resourceVersion"]
     wait_for(lambda: counts()[0] >= refreshes0 + 5, what="five more refreshes")  # 0.5 s interval
-    refreshes1, writes1 = counts()
+    _refreshes1, writes1 = counts()
     assert writes1 == writes0 and _tr(kubectl, ns, "q")["metadata"]["resourceVersion"] == rv0
     assert "lastUpdated" not in _tr(kubectl, ns, "q")["status"]
     exporter.set(ns, "q-0", gpu_j=2 * KWH)  # a printed figure changes: written

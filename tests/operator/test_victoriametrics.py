@@ -54,6 +54,6 @@ def victoriametrics_for(tmp_path: Path) -> Iterator[Any]:
 
 
 def test_prometheus_mode_on_victoriametrics_gives_the_scrape_mode_status(
-    kubectl: Kubectl, namespace: str, second_namespace: str, start_operator: Any, victoriametrics_for: Any
+    kubectl: Kubectl, namespace: str, second_namespace: str, start_operator: Any, victoriametrics_for: Any  # noqa: F811 - the fixture
 ) -> None:
     check_modes_agree(kubectl, namespace, second_namespace, start_operator, victoriametrics_for, lag_s=LAG_S, step_s=STEP_S)

@@ -351,11 +351,11 @@ def test_kubelet_restart_bills_no_interval_to_idle(release: Release) -> None:
     before, distrusted_before = idle_j(), distrusted()
     # The empty answer lasts about a second; the exporter asks every 0.5 s. Restart until it has
     # seen one (at most 3 times), so that the scenario really happened.
-    for attempt in range(3):
+    for attempt in range(3):  # noqa: B007 - counted after the loop
         release.timings["kubelet_restart_s"] = release.cluster.restart_kubelet()
         # several attribution intervals after the new kubelet serves
         t_done = time.monotonic() + 10 * ATTRIBUTION_S
-        wait_until(lambda: time.monotonic() > t_done and release.job_pod()["status"]["phase"] == "Running", 30,
+        wait_until(lambda t_done=t_done: time.monotonic() > t_done and release.job_pod()["status"]["phase"] == "Running", 30,
                    "intervals after the kubelet restart")
         after = idle_j()
         assert after == before, f"allocated GPUs billed to idle across the kubelet restart: {before} -> {after}"
@@ -403,7 +403,8 @@ def _kill_logged_at(kubelet_log: Path, pod: str, container: str) -> float | None
     for line in kubelet_log.read_text(errors="replace").splitlines():
         m = pattern.match(line)
         if m:
-            local = datetime.strptime(f"{datetime.now().year}{m.group(1)}", "%Y%m%d %H:%M:%S.%f")
+            # klog's timestamps are the node's local time, without year or zone
+            local = datetime.strptime(f"{datetime.now().year}{m.group(1)}", "%Y%m%d %H:%M:%S.%f")  # noqa: DTZ005, DTZ007
             found = local.astimezone().timestamp()
     return found
 

@@ -109,7 +109,7 @@ def test_charts_in_the_dom(tmp_path: Path, html_report: Path) -> None:
     groups = dom.split('id="chart-groups"')[1].split("</svg>")[0]
     assert re.search(r'class="bar" data-stack="idle"', groups)
     series = dom.split('id="chart-series"')[1].split("</svg>")[0]
-    assert {m for m in re.findall(r'class="series" data-stack="(\w+)"', series)} == {"development", "training", "inference", "idle"}
+    assert set(re.findall(r'class="series" data-stack="(\w+)"', series)) == {"development", "training", "inference", "idle"}
 
 
 def test_screenshot_shows_the_charts(tmp_path: Path, html_report: Path) -> None:

@@ -41,7 +41,7 @@ def test_prometheus_scrapes_over_tls_with_client_cert_and_basic_auth(pki: Pki, p
          "--pod-source", "file", "--pods-file", str(pods), "--host-source", "sim", "--node-name", "tls-node",
          "--listen-address", "127.0.0.1", "--port", str(port), "--attribution-interval-s", "0.5",
          "--web-config-file", str(web)],
-        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "exporter.log", "w"),
+        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "exporter.log", "w"),  # noqa: SIM115 - the child keeps it
     )
     (tmp_path / "password").write_text(PASSWORD)
     (tmp_path / "wrong").write_text("not the password")
