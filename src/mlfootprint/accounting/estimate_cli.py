@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 
 from mlfootprint.accounting.embodied import (
@@ -610,7 +610,7 @@ def render_node(doc: dict[str, Any], out: TextIO) -> None:
 
 
 def _list_nodes(out: TextIO, as_json: bool) -> None:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in list_node_presets():
         e = node_embodied(node_preset(name))
         rows.append({"name": name, "description": node_preset(name).description, "gpu_count": e.gpu_count,
@@ -620,9 +620,11 @@ def _list_nodes(out: TextIO, as_json: bool) -> None:
         out.write("\n")
         return
     table = Table(box=None, pad_edge=False)
-    for header, justify in (("node", "left"), ("kgCO2e (life)", "right"), ("water L", "right"), ("GPUs", "right"),
-                            ("description", "left")):
-        table.add_column(header, justify=justify)  # type: ignore[arg-type]
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("node", "left"), ("kgCO2e (life)", "right"), ("water L", "right"), ("GPUs", "right"), ("description", "left"),
+    )
+    for header, justify in columns:
+        table.add_column(header, justify=justify)
     for r in rows:
         table.add_row(r["name"], f"{r['node_embodied_co2e_kg']:,.0f}", f"{r['node_embodied_water_l']:,.0f}",
                       str(r["gpu_count"]), r["description"])

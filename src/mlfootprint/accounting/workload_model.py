@@ -264,9 +264,9 @@ class WorkloadStats(BaseModel):
             sw=self.sw + w,
             swy=self.swy + w * y,
             swyy=self.swyy + w * y * y,
-            swx=tuple(a + w * b for a, b in zip(self.swx, x, strict=True)),  # type: ignore[arg-type]
-            swxx=tuple(a + w * b for a, b in zip(self.swxx, xx, strict=True)),  # type: ignore[arg-type]
-            swxy=tuple(a + w * b * y for a, b in zip(self.swxy, x, strict=True)),  # type: ignore[arg-type]
+            swx=tuple(a + w * b for a, b in zip(self.swx, x, strict=True)),
+            swxx=tuple(a + w * b for a, b in zip(self.swxx, xx, strict=True)),
+            swxy=tuple(a + w * b * y for a, b in zip(self.swxy, x, strict=True)),
         )
 
     def fit(self, *, fitted_at_s: float | None = None) -> WorkloadModel:

@@ -49,7 +49,7 @@ def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     ref = node.get("$ref")
     if ref is None:
         return node
-    target = copy.deepcopy(defs[ref.rsplit("/", 1)[-1]])
+    target: dict[str, Any] = copy.deepcopy(defs[ref.rsplit("/", 1)[-1]])
     # Field-level description wins over the referenced model's docstring.
     if "description" in node:
         target["description"] = node["description"]

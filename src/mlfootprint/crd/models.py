@@ -479,7 +479,7 @@ class ObjectMeta(BaseModel):
 
 
 class TrainingRun(_Model):
-    api_version: Literal["mlfootprint.io/v1alpha1"] = API_VERSION
+    api_version: Literal["mlfootprint.io/v1alpha1"] = "mlfootprint.io/v1alpha1"  # == API_VERSION
     kind: Literal["TrainingRun"] = "TrainingRun"
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: TrainingRunSpec
@@ -487,7 +487,7 @@ class TrainingRun(_Model):
 
 
 class InferenceService(_Model):
-    api_version: Literal["mlfootprint.io/v1alpha1"] = API_VERSION
+    api_version: Literal["mlfootprint.io/v1alpha1"] = "mlfootprint.io/v1alpha1"  # == API_VERSION
     kind: Literal["InferenceService"] = "InferenceService"
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: InferenceServiceSpec

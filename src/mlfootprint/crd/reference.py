@@ -40,7 +40,7 @@ def _constraints(node: dict[str, Any]) -> str:
 
 
 def _type(node: dict[str, Any]) -> str:
-    kind = node["type"]
+    kind: str = node["type"]
     if kind == "array":
         return f"[]{_type(node['items'])}"
     if kind == "object" and isinstance(node.get("additionalProperties"), dict):

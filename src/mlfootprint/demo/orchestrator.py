@@ -43,6 +43,7 @@ from mlfootprint.demo.procs import DemoState, ProcRecord, group_members, is_runn
 from mlfootprint.devcluster import DevCluster, DevClusterError, MissingBinaryError
 from mlfootprint.devcluster.binaries import Binaries, cache_dir
 from mlfootprint.devcluster.cluster import STATE_FILE, free_ports, pid_alive
+from mlfootprint.devcluster.node import RealNodeError
 
 log = logging.getLogger(__name__)
 
@@ -318,7 +319,7 @@ class Demo:
         t = time.monotonic()
         try:
             cluster = DevCluster(Path(self.state.cluster_dir), gpu_nodes=0, binaries=bins, real_node=True).start()
-        except (DevClusterError, rn.RealNodeError) as e:
+        except (DevClusterError, RealNodeError) as e:
             raise DemoError(f"control plane / real node: {e}") from None
         node = cluster.node
         assert node is not None

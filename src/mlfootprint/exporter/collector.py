@@ -9,13 +9,13 @@ Names and labels: docs/metrics.md.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Literal
+from typing import Any, Literal, TypedDict, cast
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from mlfootprint import __version__
-from mlfootprint.exporter.model import POWER_RATIO_BUCKETS, ContainerKey, Snapshot
+from mlfootprint.exporter.model import POWER_RATIO_BUCKETS, ContainerKey, ContainerSeries, Snapshot
 
 MetricsLevel = Literal["node", "pod", "container"]
 
@@ -26,8 +26,38 @@ POD_ALLOC_LABELS = ["node", "namespace", "pod", "container", "gpu_model"]
 POD_LABELS = ["node", "namespace", "pod", "container"]
 
 
-def _families(with_pods: bool) -> dict[str, Metric]:
-    f: dict[str, Metric] = {
+class _Families(TypedDict, total=False):
+    """The families of one scrape, in exposition order (pod_* only below metrics level node)."""
+
+    gpu_energy: CounterMetricFamily
+    gpu_power: GaugeMetricFamily
+    gpu_max: GaugeMetricFamily
+    gpu_idle: CounterMetricFamily
+    gpu_swings: CounterMetricFamily
+    host: CounterMetricFamily
+    host_unattributed: CounterMetricFamily
+    pod_gpu: CounterMetricFamily
+    pod_host: CounterMetricFamily
+    pod_alloc: CounterMetricFamily
+    pod_power: GaugeMetricFamily
+    pod_peak: GaugeMetricFamily
+    pod_min: GaugeMetricFamily
+    pod_swings: CounterMetricFamily
+    pod_ratio: HistogramMetricFamily
+    pod_limit: GaugeMetricFamily
+    pod_start: GaugeMetricFamily
+    up: GaugeMetricFamily
+    duration: GaugeMetricFamily
+    errors: CounterMetricFamily
+    build: GaugeMetricFamily
+
+
+def _metrics(f: _Families) -> Iterator[Metric]:
+    yield from cast("dict[str, Metric]", f).values()  # every value of _Families is a Metric
+
+
+def _families(with_pods: bool) -> _Families:
+    f: _Families = {
         "gpu_energy": CounterMetricFamily(
             "mlfootprint_gpu_energy_joules", "Energy measured by the GPU.", labels=GPU_LABELS
         ),
@@ -118,7 +148,7 @@ class SnapshotCollector(Collector):
         self._level = level
 
     def describe(self) -> Iterator[Metric]:
-        yield from _families(self._level != "node").values()
+        yield from _metrics(_families(self._level != "node"))
 
     def collect(self) -> Iterator[Metric]:
         snap = self._snapshot()
@@ -144,9 +174,9 @@ class SnapshotCollector(Collector):
         for (source, call), count in sorted(snap.errors.items()):
             f["errors"].add_metric([source, call], count)
         f["build"].add_metric([__version__], 1.0)
-        yield from f.values()
+        yield from _metrics(f)
 
-    def _pods(self, f: dict[str, Metric], snap: Snapshot) -> None:
+    def _pods(self, f: _Families, snap: Snapshot) -> None:
         node = snap.node
         containers = snap.containers
         if self._level == "pod":
@@ -176,11 +206,9 @@ class SnapshotCollector(Collector):
                     pod_limit.add_metric(base, c.power_limit_w)
 
 
-def _by_pod(snap: Snapshot) -> tuple:  # type: ignore[type-arg]
+def _by_pod(snap: Snapshot) -> tuple[ContainerSeries, ...]:
     """Sum containers into one series per pod (``container=""``) for metrics level ``pod``."""
-    from mlfootprint.exporter.model import ContainerSeries  # noqa: PLC0415
-
-    merged: dict[tuple[str, str], dict] = {}  # type: ignore[type-arg]
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
     for c in snap.containers:
         m = merged.setdefault(
             (c.key.namespace, c.key.pod),
@@ -192,12 +220,12 @@ def _by_pod(snap: Snapshot) -> tuple:  # type: ignore[type-arg]
             m["ratio_sum"] += c.power_ratio_sum
         m["limit"] = max(m["limit"], c.power_limit_w)
         m["start"] = min(m["start"], c.start_unix)
-        for k, v in c.gpu_energy_j.items():
-            m["gpu"][k] = m["gpu"].get(k, 0.0) + v
-        for k, v in c.host_energy_j.items():
-            m["host"][k] = m["host"].get(k, 0.0) + v
-        for k, v in c.allocation_s.items():
-            m["alloc"][k] = m["alloc"].get(k, 0.0) + v
+        for gpu, v in c.gpu_energy_j.items():
+            m["gpu"][gpu] = m["gpu"].get(gpu, 0.0) + v
+        for comp, v in c.host_energy_j.items():
+            m["host"][comp] = m["host"].get(comp, 0.0) + v
+        for model, v in c.allocation_s.items():
+            m["alloc"][model] = m["alloc"].get(model, 0.0) + v
         m["power"] += c.power_w
         m["peak"] += c.peak_power_w  # upper bound of the pod's peak
         m["min"] += c.min_power_w

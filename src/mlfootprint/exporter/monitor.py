@@ -659,8 +659,8 @@ class Monitor:
                 dev.last_read_t = state.clock_s
             self._gpus[uuid] = dev
         host = state.host
-        self._host_j = dict(host.energy_j)
-        self._host_unattributed_j = dict(host.unattributed_j)
+        self._host_j = dict(host.energy_j.items())  # .items(): cpu|dram keys into a dict[str, float]
+        self._host_unattributed_j = dict(host.unattributed_j.items())
         self._host_estimated = host.estimated
         # RAPL counters wrap within minutes: the downtime is billed only for short gaps
         if (host.zones or host.busy_cpu_s is not None) and self._wall() - state.saved_unix <= HOST_GAP_MAX_S:
@@ -678,7 +678,7 @@ class Monitor:
                 key,
                 start_unix=c.start_unix,
                 gpu_j={(g.gpu_uuid, g.gpu_model): g.energy_j for g in c.gpu},
-                host_j=dict(c.host_j),
+                host_j=dict(c.host_j.items()),
                 alloc_s=dict(c.alloc_s),
                 peak_w=c.peak_w,
                 min_w=c.min_w,
@@ -691,8 +691,8 @@ class Monitor:
                 limit_w=c.limit_w,
             )
         self._pod_starts = {(ns, pod): s for ns, pod, s in state.pod_starts}
-        for key, c in self._containers.items():
-            self._pod_starts.setdefault((key.namespace, key.pod), c.start_unix)
+        for key, cont in self._containers.items():
+            self._pod_starts.setdefault((key.namespace, key.pod), cont.start_unix)
         if state.clock_s > 0:
             self._last_cycle_t = state.clock_s
         shares = {

@@ -37,7 +37,7 @@ import yaml
 from pydantic import ValidationError
 
 from mlfootprint.accounting.embodied import NodeEmbodied, embodied_specs, node_embodied
-from mlfootprint.accounting.factors import EmbodiedSpec, Factors, IntensityInterval
+from mlfootprint.accounting.factors import DEFAULT_CARBON_INTENSITY_G_PER_KWH, EmbodiedSpec, Factors, IntensityInterval
 from mlfootprint.accounting.node_config import EmbodiedConfig
 from mlfootprint.accounting.powercap import DEFAULT_CAP_CURVES, CapCurves
 from mlfootprint.accounting.presets import region_preset
@@ -244,7 +244,7 @@ def parse_factors(
 def resolve_factors(layers: Sequence[FactorsLayer]) -> ResolvedFactors:
     """Merge layers (least specific first) over the built-in defaults (METHODOLOGY §3-4)."""
     fields: dict[str, Any] = {}
-    ci = CarbonIntensitySpec("constant", constant_g_per_kwh=Factors().carbon_intensity_g_per_kwh)  # type: ignore[arg-type]
+    ci = CarbonIntensitySpec("constant", constant_g_per_kwh=DEFAULT_CARBON_INTENSITY_G_PER_KWH)
     source: str | None = None
     rv: str | None = None
     used: list[str] = []
@@ -263,7 +263,7 @@ def resolve_factors(layers: Sequence[FactorsLayer]) -> ResolvedFactors:
             used.append(layer.source)
     base_ci = ci.constant_g_per_kwh
     if base_ci is None:
-        base_ci = ci.schedule_g_per_kwh[0] if ci.schedule_g_per_kwh else Factors().carbon_intensity_g_per_kwh
+        base_ci = ci.schedule_g_per_kwh[0] if ci.schedule_g_per_kwh else DEFAULT_CARBON_INTENSITY_G_PER_KWH
     factors = Factors.model_validate({**fields, "carbon_intensity_g_per_kwh": base_ci})
     return ResolvedFactors(
         factors=factors, carbon_intensity=ci, source=source, resource_version=rv, sources=tuple(used),

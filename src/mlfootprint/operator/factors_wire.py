@@ -145,7 +145,7 @@ class FactorsConfigMap(_Wire):
         default=None,
         description="Region preset (ISO 3166-1 alpha-3, e.g. USA, FRA, DEU; WOR = world): grid carbon intensity and "
         "off-site water intensity of the country (EcoLogits).",
-        json_schema_extra={"enum": sorted(list_regions())},
+        json_schema_extra={"enum": [*sorted(list_regions())]},
     )
     pue: Annotated[float, _bounded("pue")] | None = Field(default=None, description="Power usage effectiveness (>= 1).")
     carbon_intensity: CarbonIntensityWire | None = Field(

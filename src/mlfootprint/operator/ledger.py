@@ -292,7 +292,8 @@ def _container_delta(
             decreased |= down
         hist, down = _hist_delta(entry.power_s, obs.power_s)
         decreased |= down
-        _fill(inc, *deltas, alloc, obs.node)
+        gpu_d, cpu_d, dram_d, swings_d = deltas
+        _fill(inc, gpu_d, cpu_d, dram_d, swings_d, alloc, obs.node)
         _fill_power(inc, hist, obs.limit_w)
         if decreased:
             same = entry.power_s is not None and len(entry.power_s) == len(obs.power_s)
@@ -313,7 +314,8 @@ def _container_delta(
         last = entry.alloc_s.get(model, 0.0)
         alloc[model] = cur if cur < last else cur - last
     hist, down = _hist_delta(entry.power_s, obs.power_s)
-    _fill(inc, *deltas, alloc, obs.node)
+    gpu_d, cpu_d, dram_d, swings_d = deltas
+    _fill(inc, gpu_d, cpu_d, dram_d, swings_d, alloc, obs.node)
     _fill_power(inc, list(obs.power_s) if down else hist, obs.limit_w)
     return new, inc, None
 
@@ -440,8 +442,8 @@ def advance(
         old_series, old_serving = migrate_counters(ledger.counters, last_read_s)
         for k, v in old_series.items():
             series.setdefault(k, v)
-        for k, v in old_serving.items():
-            serving_entries.setdefault(k, v)
+        for k, sv in old_serving.items():
+            serving_entries.setdefault(k, sv)
     inc = Increment()
     anomalies: list[Anomaly] = []
     seen: set[str] = set()
@@ -470,8 +472,8 @@ def advance(
         if any(part.alloc_s.values()):
             inc.gpus += len(obs.gpus)
     for pod, sobs in sorted((serving or {}).items()):
-        entry, deltas, problems = _serving_delta(serving_entries.get(pod), sobs, elapsed_s, rates, serving_rate_scale)
-        serving_entries[pod] = entry
+        serving_entry, deltas, problems = _serving_delta(serving_entries.get(pod), sobs, elapsed_s, rates, serving_rate_scale)
+        serving_entries[pod] = serving_entry
         inc.requests += deltas.get("requests", 0.0)
         inc.tokens_in += deltas.get("tokens_in", 0.0)
         inc.tokens_out += deltas.get("tokens_out", 0.0)

@@ -56,8 +56,8 @@ def register(
         queue.on_pod_event(namespace, memo)
 
     @kopf.index(g, v, "trainingruns", registry=registry, id="models_index")
-    async def models_index(spec: Any, status: Any, namespace: str, name: str, **_: Any) -> Any:
-        return indexes.index_run_by_model(spec, status, namespace, name)
+    async def models_index(spec: Any, status: Any, namespace: str | None, name: str, **_: Any) -> Any:
+        return indexes.index_run_by_model(spec, status, namespace or "", name)  # namespaced: never None
 
     @kopf.index("nodes", registry=registry, id="nodes_index")
     async def nodes_index(name: str, labels: Any, **_: Any) -> Any:
@@ -91,11 +91,9 @@ def register(
     for group, version, plural, kind in DISCOVERABLE:
 
         @kopf.on.event(group, version, plural, registry=registry, id=f"discover_{plural}")
-        async def discover(
-            body: Any, type: str | None, memo: Any, namespaces_index: Any, _kind: str = kind, **_: Any
-        ) -> None:
+        async def discover(body: Any, type: str | None, memo: Any, _kind: str = kind, **kwargs: Any) -> None:
             if not memo.queue.leader:  # with leader election only the leader creates runs
                 return
             await discovery.discover_workload(
-                kind=_kind, body=body, event_type=type, memo=memo, namespaces=namespaces_index
+                kind=_kind, body=body, event_type=type, memo=memo, namespaces=kwargs["namespaces_index"]
             )

@@ -429,7 +429,8 @@ def _spread(edges: npt.NDArray[np.float64], start: npt.NDArray[np.float64], end:
             c_rx = np.concatenate([[0.0], np.cumsum(rs * xs)])
             c_r = np.concatenate([[0.0], np.cumsum(rs)])
             k = np.searchsorted(xs, e, side="left")
-            return c_rx[k] + e * (c_r[-1] - c_r[k])
+            out: npt.NDArray[np.float64] = c_rx[k] + e * (c_r[-1] - c_r[k])
+            return out
 
         cumulative = part(end[span] - t0) - part(start[span] - t0)
         out += np.diff(cumulative)
@@ -614,8 +615,9 @@ def build_report(
 
     total_sums = np.nan_to_num(rows.values).sum(axis=0)
     market_runs = int((~np.isnan(run_rows.col("market_kg"))).sum())
-    tot_fac = np.bincount(stack_all, weights=own_fac, minlength=nst)
-    tot_kg = np.bincount(stack_all, weights=own_kg, minlength=nst)
+    # float64 already (weighted); numpy's stubs type every bincount as intp, so astype (no copy) says so
+    tot_fac = np.bincount(stack_all, weights=own_fac, minlength=nst).astype(np.float64, copy=False)
+    tot_kg = np.bincount(stack_all, weights=own_kg, minlength=nst).astype(np.float64, copy=False)
     tot_fac[nst - 1] += idle_fac.sum()
     tot_kg[nst - 1] += idle_kg.sum()
     total = _row(

@@ -98,7 +98,7 @@ def stacked_bars(chart_id: str, title: str, labels: Sequence[str], stacks: Seque
     parts += _y_axis(ymax, step, unit)
     for i, (label, d) in enumerate(zip(labels, data, strict=True)):
         x = _M["l"] + slot * i + (slot - bw) / 2
-        y0 = _M["t"] + ph
+        y0: float = _M["t"] + ph
         for s in stacks:
             v = max(d.get(s, 0.0), 0.0)
             if v <= 0:

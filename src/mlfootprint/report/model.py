@@ -146,7 +146,8 @@ class RunTable:
 
     @property
     def is_idle(self) -> npt.NDArray[np.bool_]:
-        return self.kind == IDLE_KIND
+        idle: npt.NDArray[np.bool_] = self.kind == IDLE_KIND
+        return idle
 
     def take(self, index: npt.NDArray[Any], values: npt.NDArray[np.float64] | None = None) -> RunTable:
         """Rows selected by a boolean mask or index array (optionally with new values)."""
@@ -229,7 +230,7 @@ def _rows(records: list[Mapping[str, Any]], *, idle: bool) -> dict[str, Any]:
             raise SnapshotError(f"{where}[{i}]: expected an object")
     n = len(records)
     if idle:
-        kinds = [IDLE_KIND] * n
+        kinds: list[Any] = [IDLE_KIND] * n
         nss = [""] * n
         names = [str(r.get("node") or "") for r in records]
         phases = [IDLE_PHASE] * n

@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from mlfootprint.accounting.equivalents import Equivalents
-from mlfootprint.report.aggregate import PHASES, QUANTITIES, STACKS, GroupRow, ModelLifecycle, Report
-from mlfootprint.report.model import format_time
+from mlfootprint.report.aggregate import QUANTITIES, STACKS, GroupRow, ModelLifecycle, Report
+from mlfootprint.report.model import PHASES, format_time
 
 __all__ = ["JSON_FORMAT", "JSON_VERSION", "chargeback_columns", "render_csv", "render_json", "render_markdown", "render_table", "report_document"]
 
@@ -208,8 +208,9 @@ def _footer_lines(report: Report) -> list[str]:
 
 def render_table(report: Report, *, width: int | None = 160, color: bool = False) -> str:
     """Rich tables as plain text (``color`` for a terminal)."""
+    buf = io.StringIO()
     console = Console(
-        file=io.StringIO(), width=width or 160, color_system="auto" if color else None,
+        file=buf, width=width or 160, color_system="auto" if color else None,
         force_terminal=color, no_color=not color, highlight=False, emoji=False, legacy_windows=False,
     )
     console.print("[bold]mlfootprint report[/bold]")
@@ -224,7 +225,7 @@ def render_table(report: Report, *, width: int | None = 160, color: bool = False
         console.print(table)
     for line in _footer_lines(report):
         console.print(line, markup=False)
-    return console.file.getvalue()  # type: ignore[attr-defined]
+    return buf.getvalue()
 
 
 def _numeric(cell: str) -> bool:

@@ -130,6 +130,8 @@ class ClusterSource:
                 raise SourceError(f"listing {plural}: HTTP {exc.status} {exc.reason}") from exc
             except Exception as exc:  # urllib3 connection errors and friends
                 raise SourceError(f"listing {plural}: cannot reach the API server: {exc}") from exc
+            if not isinstance(page, dict):
+                raise SourceError(f"listing {plural}: the API server's answer is no object")
             page_items = page.get("items") or []
             for obj in page_items:
                 obj.setdefault("kind", kind)
@@ -168,6 +170,8 @@ class ClusterSource:
             return {}
         pools: dict[str, str] = {}
         for node in nodes:
+            if node.metadata is None or not node.metadata.name:
+                continue
             labels = node.metadata.labels or {}
             pool = next((labels[k] for k in NODE_POOL_LABELS if labels.get(k)), "")
             pools[node.metadata.name] = pool
@@ -291,7 +295,7 @@ class PrometheusSource:
         meta: Mapping[tuple[str, ...], tuple[float, dict[str, str]]], since: float, until: float,
     ) -> RunTable:
         runs = base.take(~base.is_idle)
-        index = {(runs.namespace[i], runs.name[i], runs.kind[i]): i for i in range(len(runs))}
+        index: dict[tuple[str, ...], int] = {(runs.namespace[i], runs.name[i], runs.kind[i]): i for i in range(len(runs))}
         # a run only Prometheus knows whose figures did not move (frozen before the period) is left out
         deltas = {k: v for k, v in deltas.items() if k in index or any(x != 0 for x in v.values())}
         extra = [k for k in deltas if k not in index]

@@ -53,7 +53,9 @@ __all__ = ["PLURALS", "refresh_resource", "upfront_for_model"]
 log = logging.getLogger(__name__)
 
 PLURALS = {"TrainingRun": "trainingruns", "InferenceService": "inferenceservices"}
-STATUS_MODELS = {"TrainingRun": TrainingRunStatus, "InferenceService": InferenceServiceStatus}
+STATUS_MODELS: dict[str, type[TrainingRunStatus | InferenceServiceStatus]] = {
+    "TrainingRun": TrainingRunStatus, "InferenceService": InferenceServiceStatus,
+}
 #: A TrainingRun completes (figures frozen) only with counters read at least this long after its
 #: pods ended: the exporters attribute every second by default, and the last attribution of an
 #: ended container must be in the read (exporter attributionIntervalSeconds above this would need more).
@@ -68,7 +70,7 @@ def _known(kind: str, status: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in status.items() if k in names}
 
 
-def upfront_for_model(entries: Iterable[Mapping[str, float]], include_development: bool) -> tuple[float, float]:
+def upfront_for_model(entries: Iterable[Mapping[str, float | str]], include_development: bool) -> tuple[float, float]:
     """(facility J, gCO2e) of a model's training [+ development] runs from the model index."""
     energy_j = co2e_g = 0.0
     for e in entries:
