@@ -74,4 +74,4 @@ dist: venv ## Wheel, sdist, packaged chart and CRD bundle of one version into _o
 	bash hack/release/dist.sh
 
 clean: ## Remove the virtual environment and caches in the tree
-	rm -rf $(VENV) .pytest_cache .hypothesis .benchmarks
+	rm -rf $(VENV) .pytest_cache .hypothesis .benchmarks .mypy_cache .ruff_cache

@@ -139,10 +139,11 @@ class PowerDistribution(BaseModel):
             if any(not np.isfinite(s) or s < 0 for s in self.samples_w):
                 raise ValueError("samplesW: samples must be finite and >= 0")
             return self
-        summary = (self.min_w, self.p50_w, self.p90_w, self.p99_w, self.peak_w)
-        if any(v is None for v in summary):
+        given = (self.min_w, self.p50_w, self.p90_w, self.p99_w, self.peak_w)
+        summary = [v for v in given if v is not None]
+        if len(summary) < len(given):
             raise ValueError("give samplesW, or all of minW, p50W, p90W, p99W and peakW")
-        if any(b < a for a, b in zip(summary, summary[1:], strict=False)):  # type: ignore[operator]
+        if any(b < a for a, b in zip(summary, summary[1:], strict=False)):
             raise ValueError("minW <= p50W <= p90W <= p99W <= peakW is required")
         return self
 
@@ -156,21 +157,22 @@ def fraction_above(dist: PowerDistribution, threshold_w: float) -> float:
     if dist.samples_w is not None:
         s = np.asarray(dist.samples_w, dtype=np.float64)
         return float(np.mean(s > threshold_w))
-    xs = [dist.min_w, dist.p50_w, dist.p90_w, dist.p99_w, dist.peak_w]
+    # all five are set without samples (the model's validator); zip(strict=True) below says so
+    xs = [x for x in (dist.min_w, dist.p50_w, dist.p90_w, dist.p99_w, dist.peak_w) if x is not None]
     qs = [0.0, 0.5, 0.9, 0.99, 1.0]
-    if threshold_w < xs[0]:  # type: ignore[operator]
+    if threshold_w < xs[0]:
         return 1.0
-    if threshold_w >= xs[-1]:  # type: ignore[operator]
+    if threshold_w >= xs[-1]:
         return 0.0
     # right-continuous CDF on repeated x (a flat trace): take the highest quantile at that x
     cdf = 0.0
     for (x0, q0), (x1, q1) in zip(zip(xs, qs, strict=True), zip(xs[1:], qs[1:], strict=True), strict=False):
-        if x1 == x0 and threshold_w >= x1:  # type: ignore[operator]
+        if x1 == x0 and threshold_w >= x1:
             cdf = q1
-        elif x0 <= threshold_w < x1:  # type: ignore[operator]
-            cdf = q0 + (q1 - q0) * (threshold_w - x0) / (x1 - x0)  # type: ignore[operator]
+        elif x0 <= threshold_w < x1:
+            cdf = q0 + (q1 - q0) * (threshold_w - x0) / (x1 - x0)
             break
-        elif threshold_w >= x1:  # type: ignore[operator]
+        elif threshold_w >= x1:
             cdf = q1
     return float(1.0 - cdf)
 

@@ -129,7 +129,8 @@ def build_holdings(
         if kind.startswith("mig:"):
             out.setdefault(gpu, []).append(Holding(key, "mig", min(fraction, 1.0), kind[4:]))
         else:
-            out.setdefault(gpu, []).append(Holding(key, kind, min(fraction, 1.0)))  # type: ignore[arg-type]
+            share: Literal["whole", "replica"] = "replica" if kind == "replica" else "whole"
+            out.setdefault(gpu, []).append(Holding(key, share, min(fraction, 1.0)))
     return out
 
 

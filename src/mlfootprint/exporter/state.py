@@ -25,7 +25,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -146,7 +146,7 @@ class StateError(ValueError):
     """The state file exists but cannot be used; the message names the field, never a value."""
 
 
-def _migrate_v1(doc: dict, now_unix: float) -> dict:  # type: ignore[type-arg]
+def _migrate_v1(doc: dict[str, Any], now_unix: float) -> dict[str, Any]:
     """Version 1 (no start times, no hardware baselines) -> version 2."""
     containers = []
     for c in doc.get("containers", []):
@@ -231,7 +231,7 @@ def set_aside(path: Path, now_unix: float | None = None) -> Path | None:
     return target
 
 
-def save_state(path: Path, doc: dict) -> None:  # type: ignore[type-arg]
+def save_state(path: Path, doc: dict[str, Any]) -> None:
     """Write ``doc`` (a :class:`StateFile` as plain data) atomically: temp file + rename.
 
     Plain ``json.dumps`` rather than building models: this runs every interval, and

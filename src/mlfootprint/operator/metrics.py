@@ -271,5 +271,5 @@ def figures_from_totals(base: Mapping[str, str], totals: LedgerTotals, **extra: 
         namespace=base["namespace"], name=base["name"], kind=base["kind"], phase=base["phase"], model=base["model"],
         facility_j=f.facility_j, it_j=f.it_j, co2e_g=f.co2e_g, operational_co2e_g=f.operational_co2e_g,
         embodied_co2e_g=f.embodied_co2e_g, water_l=f.water_l, gpu_allocation_s=f.gpu_allocation_s,
-        swings=f.swings, **extra,  # type: ignore[arg-type]
+        swings=f.swings, **extra,  # type: ignore[arg-type]  # optional figures by name; None only where RunFigures allows it
     )

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from mlfootprint.report.aggregate import Filters, ReportOptions, build_report, parse_group_by
+from mlfootprint.report.aggregate import Filters, Report, ReportOptions, build_report, parse_group_by
 from mlfootprint.report.model import PHASES, SnapshotError, parse_time, table_to_snapshot, write_snapshot
 from mlfootprint.report.period import UsageError, parse_period
 from mlfootprint.report.progress import progress
@@ -154,18 +154,18 @@ def _options(args: argparse.Namespace) -> tuple[Source, Filters, ReportOptions, 
     return source, filters, options, fmt
 
 
-def render(report_fmt: str, report: object, *, view: str | None, width: int | None, color: bool) -> str:
+def render(report_fmt: str, report: Report, *, view: str | None, width: int | None, color: bool) -> str:
     from mlfootprint.report import render as r
 
     if report_fmt == "html":
         from mlfootprint.report.html import render_html
 
-        return render_html(report)  # type: ignore[arg-type]
+        return render_html(report)
     if report_fmt == "csv":
-        return r.render_csv(report, view or "chargeback")  # type: ignore[arg-type]
+        return r.render_csv(report, view or "chargeback")
     if report_fmt == "table":
-        return r.render_table(report, width=width, color=color)  # type: ignore[arg-type]
-    return r.RENDERERS[report_fmt](report)  # type: ignore[arg-type]
+        return r.render_table(report, width=width, color=color)
+    return r.RENDERERS[report_fmt](report)
 
 
 def run(args: argparse.Namespace) -> int:

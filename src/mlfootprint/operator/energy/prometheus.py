@@ -31,6 +31,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import aiohttp
 
@@ -110,7 +111,7 @@ class PrometheusSource:
             await self._session.close()
             self._session = None
 
-    async def _query(self, promql: str, t_s: float) -> list[dict]:  # type: ignore[type-arg]
+    async def _query(self, promql: str, t_s: float) -> list[dict[str, Any]]:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         self.queries += 1

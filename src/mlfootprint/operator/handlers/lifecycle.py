@@ -73,6 +73,7 @@ def build_runtime(cfg: OperatorConfig, kube: Kube, energy: EnergySource | None =
     metrics = OperatorMetrics()
 
     def post_event(obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        # kopf annotates its own Body wrapper; at runtime it reads any mapping's metadata
         kopf.event(obj, type=type_, reason=reason, message=message)  # type: ignore[arg-type]
 
     if energy is None:

@@ -149,6 +149,7 @@ async def _report_failure(rt: Runtime, kind: str, body: Mapping[str, Any], error
 
 
 def _event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+    # kopf annotates its own Body wrapper; at runtime it reads any mapping's metadata
     kopf.event(body, type=type_, reason=reason, message=message)  # type: ignore[arg-type]
 
 
