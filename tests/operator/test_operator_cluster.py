@@ -4,6 +4,7 @@ exporter whose counters the test advances. Operator runs in-process with 0.5 s r
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
