@@ -117,7 +117,7 @@ def test_service_links_are_not_settings() -> None:
     links = {"MLFOOTPRINT_OPERATOR_PORT": "tcp://10.0.0.1:9090", "MLFOOTPRINT_OPERATOR_SERVICE_HOST": "10.0.0.1",
              "MLFOOTPRINT_OPERATOR_SERVICE_PORT_METRICS": "9090", "MLFOOTPRINT_OPERATOR_PORT_9090_TCP_ADDR": "10.0.0.1"}
     assert OPERATOR.load(env=links) == OPERATOR.load(env={})
-    with pytest.raises(SettingsError, match="^MLFOOTPRINT_OPERATOR_INTERVAL: unknown setting$"):
+    with pytest.raises(SettingsError, match=r"^MLFOOTPRINT_OPERATOR_INTERVAL: unknown setting$"):
         OPERATOR.load(env={**links, "MLFOOTPRINT_OPERATOR_INTERVAL": "5"})
 
 

@@ -75,14 +75,16 @@ class ExporterConfig(BaseModel):
     idle_policy: Literal["none", "allocation"] = Field(
         "none", description="Idle energy of allocated GPUs: none (stays idle) or allocation (split among holders)."
     )
-    ended_pod_grace_s: float = Field(600.0, ge=0, description="Keep an ended container's final energy visible this long, in wall-clock seconds (also under --sim-time-factor).")
+    ended_pod_grace_s: float = Field(600.0, ge=0, description=(
+        "Keep an ended container's final energy visible this long, in wall-clock seconds (also under --sim-time-factor)."))
     state_file: Path | None = Field(
         None,
         description="Checkpoint the counters here every interval (before serving them) so they continue across restarts and the downtime is billed.",
     )
     sim_device_file: Path | None = Field(
         None,
-        description="Where the simulated GPUs keep their clock and energy counters, so they keep counting while the exporter is down, as NVML's do (gpu_source=sim).",
+        description="Where the simulated GPUs keep their clock and energy counters, so they keep counting while the exporter is down, "
+        "as NVML's do (gpu_source=sim).",
     )
     web_config_file: Path | None = Field(
         None,

@@ -42,7 +42,10 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         raise SystemExit(SETTINGS.fail(e)) from None
 
 
-def run_operator(cfg: OperatorConfig, *, stop_flag: threading.Event | None = None, ready_flag: threading.Event | None = None, energy: object = None, memo: object = None) -> None:
+def run_operator(
+    cfg: OperatorConfig, *, stop_flag: threading.Event | None = None, ready_flag: threading.Event | None = None,
+    energy: object = None, memo: object = None,
+) -> None:
     """Run the operator until stopped (blocking; its own event loop). Used by the CLI and tests."""
     import kopf
 
