@@ -7,9 +7,13 @@ import asyncio
 import logging
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlfootprint.operator.config import SETTINGS, OperatorConfig
 from mlfootprint.settings import SettingsError
+
+if TYPE_CHECKING:
+    from mlfootprint.operator.runtime import EnergySource
 
 HELP = "kopf operator: TrainingRun/InferenceService footprint status"
 DESCRIPTION = """\
@@ -44,7 +48,7 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
 
 def run_operator(
     cfg: OperatorConfig, *, stop_flag: threading.Event | None = None, ready_flag: threading.Event | None = None,
-    energy: object = None, memo: object = None,
+    energy: EnergySource | None = None, memo: object = None,
 ) -> None:
     """Run the operator until stopped (blocking; its own event loop). Used by the CLI and tests."""
     import kopf
@@ -57,7 +61,7 @@ def run_operator(
     registry = kopf.OperatorRegistry()
     # a connection per status write in flight (ConfigMap and workload reads share them)
     kube = Kube.from_kubeconfig(cfg.kubeconfig, connections=max(cfg.status_write_concurrency, 16))
-    register(registry, cfg, kube, energy=energy)  # type: ignore[arg-type]
+    register(registry, cfg, kube, energy=energy)
     asyncio.run(
         kopf.operator(
             registry=registry,

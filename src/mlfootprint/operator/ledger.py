@@ -54,6 +54,7 @@ import hashlib
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from mlfootprint.accounting.factors import EmbodiedSpec, Factors
 from mlfootprint.accounting.footprint import compute_footprint
@@ -180,7 +181,7 @@ def migrate_counters(
     (no start, read at ``read_s``, the 0.1 ledger's ``observedAt``: the first new observation
     adopts the exporter's start if it is older, else the counters are new) and per serving pod
     (as the sum of its label sets)."""
-    series: dict[str, dict] = {}  # type: ignore[type-arg]
+    series: dict[str, dict[str, Any]] = {}
     serving: dict[str, dict[str, float]] = {}
     for key, value in counters.items():
         if not valid_counter(value):
@@ -638,7 +639,7 @@ def ledger_from_status(raw: Mapping[str, object] | None) -> Ledger:
     per-model device-seconds as ``allocS:<model>`` keys). Raises pydantic's ValidationError
     for a ledger that is not one (then nothing may be added to it)."""
     doc = dict(raw or {})
-    totals = dict(doc.get("totals") or {})  # type: ignore[call-overload]
+    totals = dict(doc.get("totals") or {})  # type: ignore[call-overload]  # untyped JSON; dict() of a non-object raises
     by_model = {k.split(":", 1)[1]: v for k, v in totals.items() if k.startswith("allocS:")}
     totals = {k: v for k, v in totals.items() if not k.startswith("allocS:")}
     if by_model:
