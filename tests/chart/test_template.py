@@ -101,6 +101,8 @@ def test_template_properties(values: tuple[Path, ...]) -> None:
     assert op["readinessProbe"]["httpGet"]
     _assert_restricted(op)
     assert dep["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+    # no MLFOOTPRINT_OPERATOR_PORT=tcp://... from the operator's own Service in its environment
+    assert dep["spec"]["template"]["spec"]["enableServiceLinks"] is False
 
     # Exporter: GPU nodes only, tolerates the GPU taint, every host path read-only.
     ds = one(objs, "DaemonSet", "-exporter")
@@ -110,6 +112,7 @@ def test_template_properties(values: tuple[Path, ...]) -> None:
     assert any(t.get("key") == "nvidia.com/gpu" for t in spec["tolerations"])
     # node-critical like the GPU Operator's exporters, unless a scenario says otherwise
     assert spec.get("priorityClassName") == ex_values.get("priorityClassName", "system-node-critical")
+    assert spec["enableServiceLinks"] is False
     if ex_values.get("gpuNodeAffinity", {}).get("enabled", True):
         terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
         keys = {e["key"] for t in terms for e in t["matchExpressions"]}
