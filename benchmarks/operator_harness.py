@@ -86,6 +86,34 @@ def metric_max(text: str, name: str, **labels: str) -> float | None:
     return best
 
 
+def _label(head: str, name: str) -> str:
+    m = re.search(f'[{{,]{name}="([^"]*)"', head)
+    return m.group(1) if m else ""
+
+
+def histogram(text: str, name: str) -> dict[float, float]:
+    """Upper bound -> cumulative count of the histogram ``name`` (all label sets summed)."""
+    out: dict[float, float] = {}
+    for line in text.splitlines():
+        if line.startswith(name + "_bucket{"):
+            head, _, value = line.rpartition(" ")
+            le = float(_label(head, "le").replace("+Inf", "inf"))
+            out[le] = out.get(le, 0.0) + float(value)
+    return out
+
+
+def quantile_bucket(before: dict[float, float], after: dict[float, float], q: float) -> tuple[float, float]:
+    """The histogram bucket (lower, upper bound) holding the ``q`` quantile of the observations between two scrapes."""
+    counts = {le: after.get(le, 0.0) - before.get(le, 0.0) for le in after}
+    total = counts.get(float("inf"), 0.0)
+    lower = 0.0
+    for le in sorted(counts):
+        if total and counts[le] >= q * total:
+            return lower, le
+        lower = le
+    return float("nan"), float("nan")
+
+
 def http_get(url: str, timeout_s: float = 30.0) -> str:
     with urllib.request.urlopen(url, timeout=timeout_s) as r:
         return r.read().decode()
@@ -213,6 +241,16 @@ class Stack:
         """PATCHes of TrainingRun status the API server counted (its own request metrics)."""
         text = self.apiserver_metrics()
         return metric_sum(text, "apiserver_request_total", verb="PATCH", resource="trainingruns", subresource="status")
+
+    def api_requests(self) -> dict[tuple[str, str, str], float]:
+        """(verb, resource, subresource) -> requests, by the API server's own counter (all clients)."""
+        out: dict[tuple[str, str, str], float] = {}
+        for line in self.apiserver_metrics().splitlines():
+            if line.startswith("apiserver_request_total{"):
+                head, _, value = line.rpartition(" ")
+                key = (_label(head, "verb"), _label(head, "resource"), _label(head, "subresource"))
+                out[key] = out.get(key, 0.0) + float(value)
+        return out
 
     def trainingrun_requests(self) -> dict[str, float]:
         """verb -> requests on trainingruns (any subresource) by the API server's own metrics."""
@@ -369,7 +407,9 @@ def stack(layout: Layout, *, prometheus: bool, scrape_interval_s: float = 30.0, 
 HEALTH = ("mlfootprint_operator_oldest_refresh_age_seconds", "mlfootprint_operator_runs",
           "mlfootprint_operator_refresh_queue_depth", "mlfootprint_operator_refresh_duration_seconds_count",
           "mlfootprint_operator_status_writes_total", "mlfootprint_operator_refresh_errors_total",
-          "mlfootprint_operator_status_writes_deferred_total")
+          "mlfootprint_operator_status_writes_deferred_total", "mlfootprint_operator_refresh_lag_seconds_bucket")
+LAG = "mlfootprint_operator_refresh_lag_seconds"
+WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE")
 
 
 def health(port: int) -> str:
@@ -395,6 +435,10 @@ class Figures:
     deferred: float
     errors: float
     load: str
+    lag_p50_s: tuple[float, float] = (float("nan"), float("nan"))
+    lag_max_s: tuple[float, float] = (float("nan"), float("nan"))
+    api: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    prometheus: str = ""
 
     @property
     def cores(self) -> float:
@@ -415,6 +459,7 @@ def warm_up(st: Stack, op: subprocess.Popen[bytes], port: int, runs: int, interv
     t0 = time.monotonic()
     peak = 0.0
     last_print = 0.0
+    first_full = False
     while True:
         if op.poll() is not None:
             raise RuntimeError(f"operator exited {op.returncode}: {(st.state / 'operator.log').read_text()[-3000:]}")
@@ -424,6 +469,9 @@ def warm_up(st: Stack, op: subprocess.Popen[bytes], port: int, runs: int, interv
         oldest = metric_max(text, "mlfootprint_operator_oldest_refresh_age_seconds")
         known = metric_sum(text, "mlfootprint_operator_runs")
         depth = metric_sum(text, "mlfootprint_operator_refresh_queue_depth")
+        if not first_full and n >= runs:
+            first_full = True
+            print(f"first full refresh (refreshes >= runs) after {time.monotonic() - t0:.0f} s ({load()})", flush=True)
         if known >= runs and n >= runs and oldest is not None and oldest < 2 * interval_s and (
             metric_sum(text, "mlfootprint_operator_status_writes_total") >= runs
         ):
@@ -446,6 +494,7 @@ def measure(st: Stack, op: subprocess.Popen[bytes], port: int, runs: int, interv
     n0, d0, e0 = (metric_sum(text, m) for m in ("mlfootprint_operator_refresh_duration_seconds_count",
                                                   "mlfootprint_operator_status_writes_deferred_total",
                                                   "mlfootprint_operator_refresh_errors_total"))
+    lag0, api0, prom0 = histogram(text, LAG), st.api_requests(), _prometheus_self(st)
     w0, c0, t0 = st.status_patches(), proc_cpu_s(op.pid), time.monotonic()
     rss, oldest = proc_rss_mb(op.pid), 0.0
     while time.monotonic() - t0 < cycles * interval_s:
@@ -454,12 +503,39 @@ def measure(st: Stack, op: subprocess.Popen[bytes], port: int, runs: int, interv
         oldest = max(oldest, metric_max(health(port), "mlfootprint_operator_oldest_refresh_age_seconds") or 0.0)
     cpu, window = proc_cpu_s(op.pid) - c0, time.monotonic() - t0
     writes = st.status_patches() - w0
+    api1, prom1 = st.api_requests(), _prometheus_self(st)
+    api = {k: v - api0.get(k, 0.0) for k, v in api1.items() if v - api0.get(k, 0.0) > 0}
     text = health(port)
+    lag1 = histogram(text, LAG)
     n1, d1, e1 = (metric_sum(text, m) for m in ("mlfootprint_operator_refresh_duration_seconds_count",
                                                   "mlfootprint_operator_status_writes_deferred_total",
                                                   "mlfootprint_operator_refresh_errors_total"))
     return Figures(runs=runs, interval_s=interval_s, window_s=window, cpu_s=cpu, rss_peak_mb=rss, rss_startup_peak_mb=startup_peak,
-                   oldest_age_s=oldest, refreshes=n1 - n0, writes_api=writes, deferred=d1 - d0, errors=e1 - e0, load=load())
+                   oldest_age_s=oldest, refreshes=n1 - n0, writes_api=writes, deferred=d1 - d0, errors=e1 - e0, load=load(),
+                   lag_p50_s=quantile_bucket(lag0, lag1, 0.5), lag_max_s=quantile_bucket(lag0, lag1, 1.0), api=api,
+                   prometheus=_prometheus_queries(prom0, prom1, window))
+
+
+def _prometheus_self(st: Stack) -> str:
+    """Prometheus' own /metrics (its query handler's request count and latency), "" without Prometheus."""
+    return http_get(f"{st.prometheus_url}/metrics") if st.prometheus_url else ""
+
+
+def _prometheus_queries(before: str, after: str, window_s: float) -> str:
+    """Instant queries Prometheus answered in the window (its own counters), per minute, with mean and bucket p99 latency."""
+    if not after:
+        return ""
+    name, labels = "prometheus_http_request_duration_seconds", {"handler": "/api/v1/query"}
+    n = metric_sum(after, name + "_count", **labels) - metric_sum(before, name + "_count", **labels)
+    total_s = metric_sum(after, name + "_sum", **labels) - metric_sum(before, name + "_sum", **labels)
+    p99 = quantile_bucket(_buckets(before, name, labels), _buckets(after, name, labels), 0.99)[1]
+    mean_ms = total_s / n * 1000 if n else float("nan")
+    return f"{n / window_s * 60:.1f} queries/min, mean {mean_ms:.0f} ms, p99 <= {p99:g} s (Prometheus' own /api/v1/query counters)"
+
+
+def _buckets(text: str, name: str, labels: dict[str, str]) -> dict[float, float]:
+    lines = [ln for ln in text.splitlines() if all(f'{k}="{v}"' in ln for k, v in labels.items())]
+    return histogram("\n".join(lines), name)
 
 
 def report(f: Figures, *, cores_target: float, rss_target_mb: float, extra: dict[str, str] | None = None) -> bool:
@@ -475,6 +551,17 @@ def report(f: Figures, *, cores_target: float, rss_target_mb: float, extra: dict
     print(f"CPU-seconds per interval = {f.cpu_per_cycle:.2f}")
     print(f"status writes (API server's count) = {f.writes_per_s:.1f}/s; figure writes deferred = {f.deferred / f.window_s:.1f}/s")
     print(f"RSS start-up peak = {f.rss_startup_peak_mb:.0f} MB")
+    print("refresh lag (the age a run's figures reached before each refresh; histogram buckets) "
+          f"p50 in ({f.lag_p50_s[0]:g}, {f.lag_p50_s[1]:g}] s, max in ({f.lag_max_s[0]:g}, {f.lag_max_s[1]:g}] s")
+    per_min = 60.0 / f.window_s
+    writes = sum(v for (verb, _, _), v in f.api.items() if verb in WRITE_VERBS)
+    ours = {k: v for k, v in f.api.items() if k[1] in ("trainingruns", "inferenceservices", "pods", "events", "configmaps")}
+    print(f"API server requests/min (all clients, kwok's node heartbeats included) = {sum(f.api.values()) * per_min:.0f}, "
+          f"writes/min = {writes * per_min:.0f}")
+    for (verb, resource, sub), v in sorted(ours.items(), key=lambda kv: -kv[1]):
+        print(f"  {verb} {resource}{'/' + sub if sub else ''}: {v * per_min:.1f}/min")
+    if f.prometheus:
+        print(f"Prometheus = {f.prometheus}")
     for k, v in (extra or {}).items():
         print(f"{k} = {v}")
     ok = True
