@@ -60,3 +60,43 @@ def test_sparse_scrapes_lose_no_energy() -> None:
     # 20 refreshes x 30 s = 600 s; the last sample is at 600 s: every joule of it is accounted.
     assert total_j == POWER_W * 600.0
     assert not any("increase(" in q for q in source.seen)
+
+
+class SlowPrometheus(SparsePrometheus):
+    """Loads of grid points at or after ``slow_from`` wait for ``release`` (a load that takes
+    about an interval, as at 10,000 runs)."""
+
+    def __init__(self, clock: list[float], slow_from: float) -> None:
+        super().__init__(clock)
+        self._prefetch = False
+        self.slow_from = slow_from
+        self.release = asyncio.Event()
+
+    async def _query(self, promql: str, t_s: float) -> list[dict]:  # type: ignore[type-arg]
+        if t_s >= self.slow_from:
+            await self.release.wait()
+        return await super()._query(promql, t_s)
+
+
+def test_a_run_reads_the_loaded_point_while_the_newest_one_loads() -> None:
+    """While the newest grid point loads, a run that has not read the previous one reads it at
+    once (nothing lost: the next read takes the rest); a run that has read it waits."""
+    clock = [REFRESH_S * 2]
+
+    async def scenario() -> None:
+        source = SlowPrometheus(clock, slow_from=REFRESH_S * 3)
+        first, _ = await source.observe("ns", ["p"], None)  # loads t=60
+        assert first.window_end_s == REFRESH_S * 2
+        clock[0] = REFRESH_S * 3  # t=90 is due; its load hangs
+        obs, ok = await asyncio.wait_for(source.observe("ns", ["q"], REFRESH_S), timeout=5)  # read t=30 before
+        assert ok and obs.window_end_s == REFRESH_S * 2  # the loaded point, without waiting
+        waiting = asyncio.ensure_future(source.observe("ns", ["p"], REFRESH_S * 2))  # has read t=60: waits
+        await asyncio.sleep(0.05)
+        assert not waiting.done()  # its load is held by `release`: done now would mean it read t=60 again
+        source.release.set()
+        obs, ok = await asyncio.wait_for(waiting, timeout=5)
+        assert ok and obs.window_end_s == REFRESH_S * 3
+        assert obs.containers is not None
+        assert obs.containers[("p", "c")].gpu_j == POWER_W * 60.0  # the last scrape before t=90
+
+    asyncio.run(scenario())

@@ -105,6 +105,17 @@ def test_shutdown_stops_serving_and_frees_the_port() -> None:
     Server(metrics_app(_registry()), port=port).close()  # the port can be bound again at once
 
 
+def test_a_port_in_use_is_reported_as_such() -> None:
+    """The bind error reaches the caller (the CLIs print it naming --port): a failed bind once
+    surfaced as "'Server' object has no attribute '_wake_r'"."""
+    taken = Server(metrics_app(CollectorRegistry()), "127.0.0.1", 0)
+    try:
+        with pytest.raises(OSError, match="in use"):
+            Server(metrics_app(CollectorRegistry()), "127.0.0.1", taken.port)
+    finally:
+        taken.server_close()
+
+
 def test_tls_serves_https_and_refuses_plain_http(pki: Pki) -> None:
     with _secured(pki, TLS) as server:
         status, _, body = get(server, "/metrics", tls=client_tls(pki))

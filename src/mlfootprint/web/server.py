@@ -120,10 +120,12 @@ class Server(ThreadingMixIn, WSGIServer):
     def __init__(self, app: WSGIApplication, address: str = "127.0.0.1", port: int = 0,
                  web_config: WebConfigFile | None = None) -> None:
         self.address_family = _address_family(address, port)
+        # before the bind: a failed bind calls server_close(), which closes these (and without
+        # them hid "Address already in use" behind an AttributeError)
+        self._wake_r, self._wake_w = socket.socketpair()
         super().__init__((address, port), _Handler)
         self.web_config = web_config
         self.set_app(_guarded(app, web_config) if web_config is not None else app)
-        self._wake_r, self._wake_w = socket.socketpair()
         self._stopped = threading.Event()
         self._stopped.set()
 

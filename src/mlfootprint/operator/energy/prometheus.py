@@ -211,11 +211,21 @@ class PrometheusSource:
         end = aligned_eval_time(self._clock(), self.step_s, self.lag_s)
         if since_s is not None and end <= since_s:
             return Observation(containers=None, window_end_s=since_s), True  # nothing new to read yet
+        if not self._start_load(end).done():
+            # while the newest point loads, a run that has not read the one before reads that
+            # (nothing is lost: the ledger differences cumulative counters, and the next refresh
+            # reads the newest); at 10,000 runs every refresh waited on a load that took about an
+            # interval, and only --refresh-concurrency runs were refreshed per load
+            loaded = [t for t, task in self._loads.items() if t < end and (since_s is None or t > since_s)
+                      and task.done() and not task.cancelled() and task.exception() is None]
+            if loaded:
+                end = max(loaded)
         try:
             series, problems = await self._values(end)
         except (TimeoutError, aiohttp.ClientError, RuntimeError, KeyError, ValueError) as e:
-            log.warning("Prometheus query failed", extra={"error": str(e)})
-            return Observation(containers=None, window_end_s=since_s, problems=(f"Prometheus query failed: {e}",)), False
+            reason = str(e) or type(e).__name__  # a timeout's text is empty
+            log.warning("Prometheus query failed", extra={"error": reason})
+            return Observation(containers=None, window_end_s=since_s, problems=(f"Prometheus query failed: {reason}",)), False
         containers: dict[tuple[str, str], ContainerObs] = {}
         gpus: dict[str, str] = {}
         peaks: list[float] = []
