@@ -500,13 +500,19 @@ async def _write(
 
 # -- performance: pacing of figure-only writes (issue 12, "no API storms") ------------------
 #: status keys that only carry figures (they change at nearly every refresh of a running run
-#: at 4 significant digits); everything else (phase, factors, pods, GPUs, conditions' type,
-#: status and reason) is written as soon as it changes.
+#: at 4 significant digits); everything else (phase, factors, pods, GPUs, the power-cap advice,
+#: conditions' type, status and reason) is written as soon as it changes.
 _FIGURE_KEYS = frozenset({"energy", "carbon", "water", "power", "gpuHours", "inference", "budget"})
+
+
+#: of ``powerCap``, the advice itself; its savings and fractions are figures
+_POWER_CAP_ADVICE = ("status", "recommendedCapW", "curve")
 
 
 def _shape(status: Mapping[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in status.items() if k != "ledger" and k not in _FIGURE_KEYS}
+    if isinstance(out.get("powerCap"), Mapping):
+        out["powerCap"] = {k: out["powerCap"].get(k) for k in _POWER_CAP_ADVICE}
     out["conditions"] = sorted(
         (c.get("type"), c.get("status"), c.get("reason")) for c in status.get("conditions") or []
     )
