@@ -969,8 +969,15 @@ class Campaign:
         backup = e.dir / "state.backup"
         if state == "stale":
             shutil.copy2(e.state_file, backup)
-            e.state_file.unlink()
-            e.state_file.mkdir()
+            for _ in range(50):
+                e.state_file.unlink(missing_ok=True)
+                try:
+                    e.state_file.mkdir()
+                    break
+                except FileExistsError:  # the exporter's checkpoint (an atomic rename) landed in between
+                    continue
+            else:
+                raise CampaignError(f"{e.name}: could not put a directory in place of the state file")
             (e.state_file / "blocker").write_text("checkpoint writes fail while this directory is here\n")
             t_fail = time.monotonic()
             failing = self.rng.uniform(1.0, 4.0)
