@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import time
-import urllib.request
 from pathlib import Path
-from types import TracebackType
 
 import pytest
 
-from mlfootprint.devcluster.cluster import free_port
+from tests.prometheus_server import RealPrometheus
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "hack" / "tools" / "50-victoriametrics.sh"
@@ -42,7 +38,7 @@ def victoriametrics_binary() -> Path:
     return binary
 
 
-class RealVictoriaMetrics:
+class RealVictoriaMetrics(RealPrometheus):
     """``with RealVictoriaMetrics(tmp_path, scrape_config_yaml) as vm:`` -> ``vm.url`` answers once ready.
 
     ``latency_offset``: VictoriaMetrics shifts instant queries closer than this to now back to
@@ -50,62 +46,18 @@ class RealVictoriaMetrics:
     behind now lower it, as an operator whose ``--prometheus-lag`` is shorter must.
     """
 
+    NAME = "VictoriaMetrics"
+    READY_PATH = "/health"
+    CONFIG_NAME = "scrape.yml"
+
     def __init__(self, workdir: Path, config_yaml: str, *, latency_offset: str = "30s", ready_timeout_s: float = 30.0) -> None:
-        self.workdir = workdir
-        self.config = workdir / "scrape.yml"
-        self.config.write_text(config_yaml)
-        self.log_path = workdir / "victoria-metrics.log"
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__(workdir, config_yaml, ready_timeout_s=ready_timeout_s)
         self.latency_offset = latency_offset
-        self._ready_timeout_s = ready_timeout_s
-        self._proc: subprocess.Popen[bytes] | None = None
 
-    def log_tail(self, chars: int = 2000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
-
-    def assert_running(self) -> None:
-        assert self._proc is not None and self._proc.poll() is None, f"victoria-metrics exited: {self.log_tail()}"
-
-    def start(self) -> str:
-        with open(self.log_path, "wb") as log:
-            self._proc = subprocess.Popen(
-                [str(victoriametrics_binary()), f"-storageDataPath={self.workdir / 'vm-data'}",
-                 f"-httpListenAddr=127.0.0.1:{self.port}", f"-promscrape.config={self.config}",
-                 f"-search.latencyOffset={self.latency_offset}", "-search.disableCache",
-                 # one sample per series and millisecond: a page scraped twice with the same
-                 # timestamps (as Prometheus drops them) is stored once
-                 "-dedup.minScrapeInterval=1ms", "-retentionPeriod=2d", "-loggerLevel=WARN"],
-                stdout=subprocess.DEVNULL, stderr=log,
-            )
-        deadline = time.monotonic() + self._ready_timeout_s
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(self.url + "/health", timeout=1) as r:
-                    if r.status == 200:
-                        return self.url
-            except OSError:
-                pass
-            self.assert_running()
-            time.sleep(0.2)
-        self.stop()
-        raise AssertionError(f"VictoriaMetrics not ready within {self._ready_timeout_s:.0f} s: {self.log_tail()}")
-
-    def stop(self) -> None:
-        if self._proc is None:
-            return
-        self._proc.terminate()
-        try:
-            self._proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-        self._proc = None
-
-    def __enter__(self) -> RealVictoriaMetrics:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+    def argv(self) -> list[str]:
+        return [str(victoriametrics_binary()), f"-storageDataPath={self.workdir / 'vm-data'}",
+                f"-httpListenAddr=127.0.0.1:{self.port}", f"-promscrape.config={self.config}",
+                f"-search.latencyOffset={self.latency_offset}", "-search.disableCache",
+                # one sample per series and millisecond: a page scraped twice with the same
+                # timestamps (as Prometheus drops them) is stored once
+                "-dedup.minScrapeInterval=1ms", "-retentionPeriod=2d", "-loggerLevel=WARN"]
