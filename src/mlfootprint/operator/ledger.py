@@ -78,6 +78,7 @@ __all__ = [
     "ledger_from_status",
     "migrate_counters",
     "series_name",
+    "unix_time",
 ]
 
 #: Largest cumulative value accepted from any counter (J, s, count): 10 kW for 30 years.
@@ -435,7 +436,7 @@ def advance(
     and the anomalies found.
     """
     live = set(live_pods)
-    last_read_s = _unix(ledger.observed_at)
+    last_read_s = unix_time(ledger.observed_at)
     series = dict(ledger.series or {})
     serving_entries = dict(ledger.serving or {})
     folded = dict(ledger.folded or {})
@@ -496,7 +497,7 @@ def advance(
     return new, inc, anomalies
 
 
-def _unix(text: str | None) -> float | None:
+def unix_time(text: str | None) -> float | None:
     """An RFC 3339 timestamp as unix seconds (None for none or an unreadable one)."""
     if not text:
         return None

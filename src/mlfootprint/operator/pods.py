@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from mlfootprint.operator.ledger import unix_time
 
 __all__ = ["PodInfo", "matches_selector", "pod_info", "pods_of_run", "workload_state_from_conditions"]
 
@@ -56,20 +57,13 @@ def _gpus(spec: Mapping[str, Any]) -> int:
 
 def _finished_s(status: Mapping[str, Any]) -> float | None:
     """The latest ``state.terminated.finishedAt`` of an ended pod's containers (None while
-    it runs, or when no container reports one, e.g. a pod that never started)."""
+    it runs, or when no container reports a readable one, e.g. a pod that never started)."""
     if status.get("phase") not in ("Succeeded", "Failed"):
         return None
-    out: float | None = None
-    for c in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
-        text = ((c.get("state") or {}).get("terminated") or {}).get("finishedAt")
-        if not isinstance(text, str):
-            continue
-        try:
-            t = dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            continue
-        out = t if out is None else max(out, t)
-    return out
+    texts = [((c.get("state") or {}).get("terminated") or {}).get("finishedAt")
+             for c in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]]
+    ends = [unix_time(t) for t in texts if isinstance(t, str)]
+    return max((t for t in ends if t is not None), default=None)
 
 
 def pod_info(body: Mapping[str, Any]) -> PodInfo:
