@@ -50,7 +50,7 @@ import urllib.error
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 import yaml
@@ -127,39 +127,57 @@ def _pins(text: str) -> dict[str, str]:
 # ----------------------------------------------------------------- recording
 
 
-class DeviceRecorder:
-    """Polls the simulated GPUs' device file (ten times per attribution interval) and keeps
-    every reading: (simulated time, counter J, holding container)."""
+class _Poller:
+    """A daemon thread calling :meth:`poll` every ``period_s`` until :meth:`stop`."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.records: dict[str, list[tuple[float, float, str | None]]] = {}
-        self.first_seen_unix: float | None = None
+    period_s = 0.2
+    join_s = 10.0
+
+    def __init__(self) -> None:
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="device-recorder", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=type(self).__name__, daemon=True)
 
-    def start(self) -> DeviceRecorder:
+    def start(self) -> Self:
         self._thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(10)
+        self._thread.join(self.join_s)
 
     def _loop(self) -> None:
-        while not self._stop.wait(ATTRIBUTION_S / 10):
-            try:
-                doc = json.loads(self.path.read_text())
-            except (OSError, ValueError):
+        while not self._stop.wait(self.period_s):
+            self.poll()
+
+    def poll(self) -> None:
+        raise NotImplementedError
+
+
+class DeviceRecorder(_Poller):
+    """Polls the simulated GPUs' device file (ten times per attribution interval) and keeps
+    every reading: (simulated time, counter J, holding container)."""
+
+    period_s = ATTRIBUTION_S / 10
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+        self.records: dict[str, list[tuple[float, float, str | None]]] = {}
+        self.first_seen_unix: float | None = None
+
+    def poll(self) -> None:
+        try:
+            doc = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return
+        for g in doc["gpus"]:
+            if g.get("t_s") is None:
                 continue
-            for g in doc["gpus"]:
-                if g.get("t_s") is None:
-                    continue
-                recs = self.records.setdefault(g["uuid"], [])
-                if not recs or float(g["t_s"]) > recs[-1][0]:
-                    if self.first_seen_unix is None:
-                        self.first_seen_unix = time.time()
-                    recs.append((float(g["t_s"]), float(g["energy_mj"]) / 1000.0, g.get("holder")))
+            recs = self.records.setdefault(g["uuid"], [])
+            if not recs or float(g["t_s"]) > recs[-1][0]:
+                if self.first_seen_unix is None:
+                    self.first_seen_unix = time.time()
+                recs.append((float(g["t_s"]), float(g["energy_mj"]) / 1000.0, g.get("holder")))
 
     def truth_j(self, pods: set[str]) -> tuple[float, int, set[str]]:
         """(held energy of the GPUs held by a container of ``pods`` — the oracle's rule —,
@@ -178,73 +196,55 @@ class DeviceRecorder:
         return total, readings, gpus
 
 
-class StatusRecorder:
+class StatusRecorder(_Poller):
     """Every distinct status of the TrainingRuns, in order (polled through the API)."""
 
     def __init__(self, cluster: DevCluster) -> None:
         from kubernetes import client, config  # noqa: PLC0415
 
+        super().__init__()
         self._api = client.CustomObjectsApi(config.new_client_from_config(str(cluster.kubeconfig)))
         self.history: dict[str, list[tuple[float, dict[str, Any]]]] = {}
         self._seen: set[tuple[str, str]] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="status-recorder", daemon=True)
 
-    def start(self) -> StatusRecorder:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(0.2):
-            try:
-                items = self._api.list_namespaced_custom_object("mlfootprint.io", "v1alpha1", WORK_NS, "trainingruns",
-                                                                _request_timeout=10)["items"]
-            except Exception:  # noqa: BLE001 (the API server is busy; poll again)
-                continue
-            for obj in items:
-                key = (obj["metadata"]["name"], obj["metadata"]["resourceVersion"])
-                if key not in self._seen and obj.get("status"):
-                    self._seen.add(key)
-                    self.history.setdefault(key[0], []).append((time.time(), obj["status"]))
+    def poll(self) -> None:
+        try:
+            items = self._api.list_namespaced_custom_object("mlfootprint.io", "v1alpha1", WORK_NS, "trainingruns",
+                                                            _request_timeout=10)["items"]
+        except Exception:  # noqa: BLE001 (the API server is busy; poll again)
+            return
+        for obj in items:
+            key = (obj["metadata"]["name"], obj["metadata"]["resourceVersion"])
+            if key not in self._seen and obj.get("status"):
+                self._seen.add(key)
+                self.history.setdefault(key[0], []).append((time.time(), obj["status"]))
 
 
-class OldExporterScraper:
+class OldExporterScraper(_Poller):
     """Scrapes 0.1.0's exporter pod until it is gone: its last served per-pod GPU counters."""
 
+    join_s = 15.0
+
     def __init__(self, ip: str) -> None:
+        super().__init__()
         self.url = f"http://{ip}:{EXPORTER_PORT}/metrics"
         self.last: dict[tuple[str, str, str], float] = {}
         self.last_ok_unix: float | None = None
         self.first_fail_unix: float | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="old-exporter", daemon=True)
 
-    def start(self) -> OldExporterScraper:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(15)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(0.2):
-            try:
-                metrics = scrape(self.url, timeout_s=2)
-            except (OSError, urllib.error.URLError, ValueError):
-                if self.last_ok_unix is not None and self.first_fail_unix is None:
-                    self.first_fail_unix = time.time()
-                continue
-            if self.first_fail_unix is not None:
-                continue  # the IP now belongs to another pod
-            self.last = {(lab["pod"], lab["container"], lab["gpu_uuid"]): v
-                         for lab, v in metrics.get("mlfootprint_pod_gpu_energy_joules_total", [])
-                         if lab.get("namespace") == WORK_NS}
-            self.last_ok_unix = time.time()
+    def poll(self) -> None:
+        try:
+            metrics = scrape(self.url, timeout_s=2)
+        except (OSError, urllib.error.URLError, ValueError):
+            if self.last_ok_unix is not None and self.first_fail_unix is None:
+                self.first_fail_unix = time.time()
+            return
+        if self.first_fail_unix is not None:
+            return  # the IP now belongs to another pod
+        self.last = {(lab["pod"], lab["container"], lab["gpu_uuid"]): v
+                     for lab, v in metrics.get("mlfootprint_pod_gpu_energy_joules_total", [])
+                     if lab.get("namespace") == WORK_NS}
+        self.last_ok_unix = time.time()
 
 
 # ----------------------------------------------------------------- the scenario
