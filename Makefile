@@ -3,6 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# pytest-xdist workers for `make test`: most tests wait on servers, so more workers than cores pay
+# (measured: docs/development.md); the real-node tests always share one worker
+WORKERS ?= 4
 export MLFOOTPRINT_CACHE ?= $(HOME)/.cache/mlfootprint
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
@@ -28,7 +31,7 @@ lint: venv ## Checks: ruff (src, tests, benchmarks, hack, charts) and mypy --str
 	$(VENV)/bin/mypy
 
 test: venv lint tools ## Run the checks (make lint), then every test (unit, property, CLI, real control plane, Prometheus, Helm, browser)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(WORKERS) --dist loadgroup
 
 test-unit: venv ## Only the tests that need no external servers
 	$(PY) -m pytest -m "not cluster and not prometheus and not helm and not browser"

@@ -48,6 +48,26 @@ class Kubectl(Protocol):
     ) -> subprocess.CompletedProcess[str]: ...
 
 
+#: the order in which pytest-xdist hands out work: long tests first, so no worker starts one at the end
+_FIRST_MARKERS = ("realnode", "faults", "slow")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Prepare the items for `make test`'s workers (pytest-xdist, ``--dist loadgroup``): every
+    real-node test goes to one worker, in its order (only one real node can run on a machine,
+    and each of its modules starts its own), and the long tests come first (xdist hands out the
+    biggest group first, then single tests in this order). Each worker has its own ``cluster``."""
+    for item in items:
+        if item.get_closest_marker("realnode"):
+            item.add_marker(pytest.mark.xdist_group("realnode"))
+
+    def rank(item: pytest.Item) -> int:
+        return next((i for i, m in enumerate(_FIRST_MARKERS) if item.get_closest_marker(m)), len(_FIRST_MARKERS))
+
+    items.sort(key=rank)
+
+
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
     """A running local control plane shared by the whole session."""
