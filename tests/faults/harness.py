@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlfootprint import rfc3339
 from mlfootprint.demo.kube import Kube, KubeError
 from mlfootprint.demo.orchestrator import tail
 from mlfootprint.demo.procs import ProcRecord, group_members, is_running, spawn, stop_all
@@ -59,7 +60,6 @@ from mlfootprint.devcluster import DevCluster
 from mlfootprint.devcluster.cluster import free_ports
 from mlfootprint.exporter.gpu_sim import read_device_file
 from mlfootprint.operator.energy.parse import parse_samples
-from mlfootprint.operator.status import parse_iso
 from tests.faults.oracle import (
     ClockMap,
     DeviceHistory,
@@ -768,7 +768,7 @@ class Campaign:
         return Totals(
             gpu_j=float(t.get("gpuJ") or 0.0),
             requests=float(t.get("requests") or 0.0),
-            observed_at=parse_iso(observed) or 0.0,
+            observed_at=rfc3339.parse(observed) or 0.0,
             conditions={c["type"]: c for c in st.get("conditions") or []},
             series=set((ledger.get("series") or {}).keys()),
             created=obj["metadata"].get("creationTimestamp", ""),
@@ -1388,7 +1388,7 @@ class Campaign:
         existed before the kill (a late run never saw the lost counters)."""
         assert self.recorder is not None
         lag = self.cfg.operator_interval_s * 1.5 + self.cfg.attribution_interval_s + 1.0
-        created = [parse_iso(totals[r].created) or 0.0 for r in comp.runs if r in totals]
+        created = [rfc3339.parse(totals[r].created) or 0.0 for r in comp.runs if r in totals]
         first_run = min(created, default=math.inf)
         out = []
         for gap in self.gaps if gaps is None else gaps:

@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
+from mlfootprint import rfc3339
 from mlfootprint.devcluster.cluster import free_port
-from mlfootprint.operator.status import parse_iso
 from tests.conftest import Kubectl
 from tests.operator.conftest import FixtureExporter, apply, get_json, make_pod, set_pod_phase, training_run, wait_for
 
@@ -138,7 +138,7 @@ def test_killing_the_leader_hands_over_within_30_s_without_double_counting(
              what=f"{standby.identity} to take the Lease; its log: {standby.log_tail()}")
     wait_for(lambda: _gpu_j(kubectl, ns) == 4000.0, timeout_s=HANDOVER_TARGET_S + 10, what="the new leader's reading")
     st = get_json(kubectl, "trainingrun", "r", "-n", ns)["status"]
-    first_write_s = (parse_iso(st["ledger"]["observedAt"]) or 0.0) - killed_at
+    first_write_s = (rfc3339.parse(st["ledger"]["observedAt"]) or 0.0) - killed_at
     assert first_write_s <= HANDOVER_TARGET_S, f"hand-over took {first_write_s:.1f} s"
     # no double counting: exactly the counter, also over further refreshes of the new leader
     n = standby.value("mlfootprint_operator_refresh_duration_seconds_count") or 0.0

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from mlfootprint import rfc3339
 from mlfootprint.operator.energy.scrape import ExporterScraper
 from mlfootprint.operator.runtime import ScrapeSource
-from mlfootprint.operator.status import iso
 from tests.conftest import Kubectl
 from tests.operator.conftest import (
     FixtureExporter,
@@ -47,7 +47,7 @@ def test_time_varying_intensity_is_integrated_per_interval(
     clock = [float(day)]
     source = ScrapeSource(ExporterScraper(None, [exporter.url], max_age_s=0.25, clock=lambda: clock[0]))
     start_operator(ns, energy=source)
-    wait_for(lambda: _status(kubectl, "trainingrun", ns, "tv")["ledger"]["observedAt"] == iso(day), what="t0")
+    wait_for(lambda: _status(kubectl, "trainingrun", ns, "tv")["ledger"]["observedAt"] == rfc3339.format_micro(day), what="t0")
 
     exporter.set(ns, "tv-0", gpu_j=3 * KWH)  # 3 kWh during 00:00-01:00 at 100 g/kWh
     clock[0] = day + 3600.0

@@ -34,8 +34,8 @@ from typing import Any
 
 import pytest
 
+from mlfootprint import rfc3339
 from mlfootprint.operator.energy.prometheus import PrometheusSource
-from mlfootprint.operator.status import parse_iso
 from tests.conftest import Kubectl
 from tests.operator.conftest import apply, configmap, get_json, make_pod, set_pod_phase, training_run, wait_for
 from tests.prometheus_server import RealPrometheus
@@ -198,7 +198,7 @@ def check_modes_agree(
             wait_for(lambda ns=ns: _status(kubectl, ns, "run").get("ledger", {}).get("observedAt"), what=f"first refresh in {ns}")
 
         # the ledger B continues from (written only when a figure changes: nothing changes before t0)
-        before = parse_iso(_status(kubectl, ns_b, "run")["ledger"]["observedAt"]) or 0.0
+        before = rfc3339.parse(_status(kubectl, ns_b, "run")["ledger"]["observedAt"]) or 0.0
         t0 = math.ceil((time.time() + 1.0) / step_s) * step_s
         with exporter.lock:
             exporter.t0, exporter.t1 = t0, t0 + GROWTH_STEPS * step_s
@@ -209,7 +209,7 @@ def check_modes_agree(
             timeout_s=30, what="scrape mode: all the energy",
         )
         wait_for(
-            lambda: (parse_iso(_status(kubectl, ns_b, "run")["ledger"]["observedAt"]) or 0) >= t1 + step_s,
+            lambda: (rfc3339.parse(_status(kubectl, ns_b, "run")["ledger"]["observedAt"]) or 0) >= t1 + step_s,
             timeout_s=30, what="Prometheus mode: counters read past t1",
         )
         a, b = _status(kubectl, ns_a, "run"), _status(kubectl, ns_b, "run")

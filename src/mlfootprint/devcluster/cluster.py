@@ -37,6 +37,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from mlfootprint import rfc3339
 from mlfootprint.devcluster import node as rn
 from mlfootprint.devcluster import pki
 from mlfootprint.devcluster.binaries import Binaries
@@ -562,7 +563,8 @@ class DevCluster:
                 return False
             conds = {c["type"]: c for c in json.loads(out.stdout)["status"].get("conditions", [])}
             beat = conds.get("Ready", {}).get("lastHeartbeatTime", "")
-            return bool(beat) and _parse_time(beat) >= started - 1.0
+            beat_s = rfc3339.parse(beat)
+            return beat_s is not None and beat_s >= started - 1.0
 
         while not new_kubelet_serving():
             if time.monotonic() > deadline:
@@ -873,13 +875,6 @@ class DevCluster:
             f"kube-apiserver not ready after {self.start_timeout_s:.0f} s: {last[-2000:]}\n"
             f"apiserver log:\n{_tail(self.state_dir / 'logs' / 'kube-apiserver.log')}"
         )
-
-
-def _parse_time(text: str) -> float:
-    """An RFC 3339 time from the API server (e.g. 2026-11-24T08:43:01Z) -> Unix seconds."""
-    from datetime import datetime  # noqa: PLC0415
-
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def _tail(path: Path, lines: int = 30) -> str:

@@ -25,7 +25,6 @@ The decisions are pure functions (:func:`can_acquire`, :func:`lease_body`), test
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import os
 import socket
@@ -34,6 +33,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mlfootprint import rfc3339
 from mlfootprint.operator.kube import Conflict, Kube, NotFound
 
 __all__ = ["LeaderElector", "LeaseRecord", "can_acquire", "default_identity", "lease_body", "record_of"]
@@ -44,10 +44,6 @@ log = logging.getLogger(__name__)
 def default_identity() -> str:
     """``$POD_NAME`` (the chart sets it from the downward API), else host name and pid."""
     return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
-
-
-def micro_time(t: float) -> str:
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)
@@ -100,8 +96,8 @@ def lease_body(
     spec: dict[str, Any] = {
         "holderIdentity": "" if release else me,
         "leaseDurationSeconds": 1 if release else max(int(round(duration_s)), 1),
-        "acquireTime": (record.acquire_time if held and record and record.acquire_time else micro_time(now_wall)),
-        "renewTime": micro_time(now_wall),
+        "acquireTime": (record.acquire_time if held and record and record.acquire_time else rfc3339.format_micro(now_wall)),
+        "renewTime": rfc3339.format_micro(now_wall),
         "leaseTransitions": transitions,
     }
     return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata, "spec": spec}

@@ -49,13 +49,13 @@ into carbon and water with the factors in force for the interval they were measu
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlfootprint import rfc3339
 from mlfootprint.accounting.factors import EmbodiedSpec, Factors
 from mlfootprint.accounting.footprint import compute_footprint
 from mlfootprint.accounting.inputs import EnergyInterval, Usage
@@ -78,7 +78,6 @@ __all__ = [
     "ledger_from_status",
     "migrate_counters",
     "series_name",
-    "unix_time",
 ]
 
 #: Largest cumulative value accepted from any counter (J, s, count): 10 kW for 30 years.
@@ -436,7 +435,7 @@ def advance(
     and the anomalies found.
     """
     live = set(live_pods)
-    last_read_s = unix_time(ledger.observed_at)
+    last_read_s = rfc3339.parse(ledger.observed_at)
     series = dict(ledger.series or {})
     serving_entries = dict(ledger.serving or {})
     folded = dict(ledger.folded or {})
@@ -495,16 +494,6 @@ def advance(
         update={"series": series or None, "serving": serving_entries or None, "folded": folded or None, "counters": None}
     )
     return new, inc, anomalies
-
-
-def unix_time(text: str | None) -> float | None:
-    """An RFC 3339 timestamp as unix seconds (None for none or an unreadable one)."""
-    if not text:
-        return None
-    try:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 # ----------------------------------------------------------------------------- totals

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mlfootprint.operator.ledger import unix_time
+from mlfootprint import rfc3339
 
 __all__ = ["PodInfo", "matches_selector", "pod_info", "pods_of_run", "workload_state_from_conditions"]
 
@@ -62,7 +62,7 @@ def _finished_s(status: Mapping[str, Any]) -> float | None:
         return None
     texts = [((c.get("state") or {}).get("terminated") or {}).get("finishedAt")
              for c in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]]
-    ends = [unix_time(t) for t in texts if isinstance(t, str)]
+    ends = [rfc3339.parse(t) for t in texts if isinstance(t, str)]
     return max((t for t in ends if t is not None), default=None)
 
 

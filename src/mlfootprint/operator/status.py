@@ -11,12 +11,12 @@ keeps full precision so rounding never accumulates.
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mlfootprint import rfc3339
 from mlfootprint.accounting.efficiency import PowerPercentiles, power_percentiles_from_histogram
 from mlfootprint.accounting.inference import Impact, breakeven
 from mlfootprint.accounting.powercap import CapCurves, PowerDistribution, recommend_power_cap
@@ -47,8 +47,6 @@ __all__ = [
     "build_status",
     "condition_status",
     "figures",
-    "iso",
-    "parse_iso",
     "power_cap_status",
     "power_distribution",
     "ready_condition",
@@ -61,17 +59,6 @@ SIG_DIGITS = 4
 #: Conditions whose False makes the summary Ready condition False (they name a problem with
 #: the run's inputs); the others (Completed, BudgetExceeded, PhaseDerived) are informational.
 READY_INPUTS = ("FactorsValid", "EnergySourceReady", "PodsFound", "ServingMetricsValid", "PodsExclusive", "SpecValid")
-
-
-def iso(t_s: float) -> str:
-    """RFC 3339 UTC timestamp with microseconds (Kubernetes date-time)."""
-    return dt.datetime.fromtimestamp(t_s, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_iso(text: str | None) -> float | None:
-    if not text:
-        return None
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def round_sig(x: float, digits: int = SIG_DIGITS) -> float:
@@ -417,7 +404,7 @@ def build_inference_status(
             out.workload_model = WorkloadModelStatus(
                 a0=_sig(fitted.a0_j_per_input_token), a1=_sig(fitted.a1_j_per_output_token),
                 a2=_sig(fitted.a2_j_per_token_product), r2=round(fitted.r_squared, 4), intervals=fitted.n,
-                fitted_at=None if fitted_at_s is None else iso(fitted_at_s),
+                fitted_at=None if fitted_at_s is None else rfc3339.format_micro(fitted_at_s),
             )
     return out.to_api()
 

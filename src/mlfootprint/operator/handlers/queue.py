@@ -15,6 +15,7 @@ from typing import Any
 
 import kopf
 
+from mlfootprint import rfc3339
 from mlfootprint.operator.config import OperatorConfig
 from mlfootprint.operator.handlers import refresh
 from mlfootprint.operator.leader import LeaderElector, default_identity
@@ -22,7 +23,6 @@ from mlfootprint.operator.ownership import RunClaim, claim_from
 from mlfootprint.operator.runtime import Runtime
 from mlfootprint.operator.scheduler import RefreshScheduler
 from mlfootprint.operator.selection import Selections
-from mlfootprint.operator.status import parse_iso
 
 __all__ = ["Queue", "on_pod_event", "on_run_event", "refresh_due", "start", "stop"]
 
@@ -141,8 +141,8 @@ def _forget_written_once_watched(rt: Runtime, uid: str, body: Mapping[str, Any])
     written = rt.written.get(uid)
     if written is None:
         return
-    mine = parse_iso((written.get("ledger") or {}).get("observedAt"))
-    seen = parse_iso((((body.get("status") or {}).get("ledger")) or {}).get("observedAt"))
+    mine = rfc3339.parse((written.get("ledger") or {}).get("observedAt"))
+    seen = rfc3339.parse((((body.get("status") or {}).get("ledger")) or {}).get("observedAt"))
     if mine is not None and seen is not None and seen >= mine:
         rt.written.pop(uid, None)
 

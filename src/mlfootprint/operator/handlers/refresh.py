@@ -26,6 +26,7 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
+from mlfootprint import rfc3339
 from mlfootprint.crd.models import InferenceServiceStatus, LedgerTotals, TrainingRunStatus
 from mlfootprint.operator.energy.serving import names_for, pod_url
 from mlfootprint.operator.factors_config import embodied_resolver, factors_for_interval, intensity_now
@@ -41,8 +42,6 @@ from mlfootprint.operator.status import (
     build_inference_status,
     build_status,
     condition_status,
-    iso,
-    parse_iso,
     power_cap_status,
     ready_condition,
     set_condition,
@@ -85,8 +84,8 @@ def current_status(body: Mapping[str, Any], written: Mapping[str, Any] | None) -
     stored = dict(body.get("status") or {})
     if not written:
         return stored
-    mine = parse_iso((written.get("ledger") or {}).get("observedAt")) or 0.0
-    theirs = parse_iso((stored.get("ledger") or {}).get("observedAt")) or 0.0
+    mine = rfc3339.parse((written.get("ledger") or {}).get("observedAt")) or 0.0
+    theirs = rfc3339.parse((stored.get("ledger") or {}).get("observedAt")) or 0.0
     return dict(written) if mine >= theirs else stored
 
 
@@ -131,7 +130,7 @@ async def _report_failure(rt: Runtime, kind: str, body: Mapping[str, Any], error
     """Set Ready=False RefreshFailed on what is already written (no new figures)."""
     meta = body.get("metadata") or {}
     status = current_status(body, rt.written.get(meta.get("uid", "")))
-    now = iso(rt.clock())
+    now = rfc3339.format_micro(rt.clock())
     conditions, changed = set_condition(
         status.get("conditions"), "Ready", False, "RefreshFailed",
         f"the last refresh failed ({type(error).__name__}); figures are as of the ledger's observedAt",
@@ -191,7 +190,7 @@ async def _refresh(
     stored = current_status(body, rt.written.get(uid))
     conditions = list(stored.get("conditions") or [])
     now_s = rt.clock()
-    now = iso(now_s)
+    now = rfc3339.format_micro(now_s)
     labels_base = {"namespace": ns, "name": name, "kind": kind, "model": model}
     try:
         ledger = ledger_from_status(stored.get("ledger"))
@@ -231,8 +230,8 @@ async def _refresh(
     rules = await rt.factors.phase_rules()
 
     # -- read the counters
-    created_s = parse_iso(meta.get("creationTimestamp")) or now_s
-    since_s = parse_iso(ledger.observed_at)
+    created_s = rfc3339.parse(meta.get("creationTimestamp")) or now_s
+    since_s = rfc3339.parse(ledger.observed_at)
     obs, source_ok = await rt.energy.observe(ns, [p.name for p in owned], since_s if since_s is not None else created_s)
     rt.metrics.set_source_up(rt.energy.name, source_ok)
     end_s = obs.window_end_s if obs.window_end_s is not None else now_s
@@ -287,7 +286,7 @@ async def _refresh(
     if kind == "TrainingRun" and spec.get("workloadRef") and state_reason != "WorkloadNotFound":
         totals = totals.model_copy(update={"workload_seen": 1.0})
     if containers is not None:
-        new_ledger = new_ledger.model_copy(update={"observed_at": iso(end_s)})
+        new_ledger = new_ledger.model_copy(update={"observed_at": rfc3339.format_micro(end_s)})
     new_ledger = new_ledger.model_copy(update={"totals": totals})
 
     out = _conditions_and_status(
@@ -302,7 +301,7 @@ async def _refresh(
         out.status["powerCap"] = cap
     out.status["ledger"] = new_ledger.to_api()
     if not stored.get("startTime"):
-        out.status["startTime"] = iso(created_s)
+        out.status["startTime"] = rfc3339.format_micro(created_s)
     if out.completed:
         out.status["completionTime"] = now
     if kind == "InferenceService":
@@ -314,7 +313,7 @@ async def _refresh(
         inf = build_inference_status(
             totals, upfront_co2e_g=up_g if entries else None, upfront_energy_j=up_j,
             basis="training+development" if include_dev else "training",
-            fitted_at_s=end_s if inc.requests > 0 or fitted_at is None else parse_iso(fitted_at),
+            fitted_at_s=end_s if inc.requests > 0 or fitted_at is None else rfc3339.parse(fitted_at),
         )
         out.status["inference"] = inf
         requests = float(inf["requests"])
@@ -484,7 +483,7 @@ async def _write(
     """Write ``status`` when a user can see a change (or, while ``metering``, when the written
     ledger is older than ``status_max_age_s``); remember it only once the API server has
     accepted it."""
-    observed = parse_iso((stored.get("ledger") or {}).get("observedAt"))
+    observed = rfc3339.parse((stored.get("ledger") or {}).get("observedAt"))
     fresh = not metering or (observed is not None and now_s - observed < rt.cfg.status_max_age_s)
     if not force and stored and fresh and _visible(status) == _visible(stored):
         return False
