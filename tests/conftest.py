@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Protocol
@@ -100,24 +99,6 @@ def kubectl(cluster: DevCluster) -> Kubectl:
         return proc
 
     return run
-
-
-def apply_crds(kubectl: Kubectl, path: str, names: tuple[str, ...], timeout_s: float = 60.0) -> None:
-    """`kubectl apply` CRDs and wait until each is Established. Polls the condition: `kubectl
-    wait --for=condition=...` errors out instead of waiting while a new CRD has no
-    `status.conditions` yet."""
-    kubectl("apply", "-f", path)
-    deadline = time.monotonic() + timeout_s
-    for name in names:
-        while True:
-            status = kubectl(
-                "get", "crd", name, "-o", 'jsonpath={.status.conditions[?(@.type=="Established")].status}', check=False
-            ).stdout.strip()
-            if status == "True":
-                break
-            if time.monotonic() > deadline:
-                raise AssertionError(f"CRD {name} not Established within {timeout_s:.0f} s (status {status!r})")
-            time.sleep(0.1)
 
 
 @pytest.fixture

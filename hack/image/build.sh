@@ -104,7 +104,8 @@ else
 fi
 
 # App layer: the wheel of the source tree, installed into the base's venv in a chroot.
-"$PYTHON" -m pip wheel -q --no-deps --no-build-isolation -w "$work/dist" "$SOURCE" >/dev/null
+bash "$ROOT/hack/release/package-tree.sh" "$SOURCE" "$work/source"  # a build tree of its own
+"$PYTHON" -m pip wheel -q --no-deps --no-build-isolation -w "$work/dist" "$work/source" >/dev/null
 wheel="$(ls "$work"/dist/mlfootprint-*.whl)"
 cp -a "$base/oci" "$work/oci"
 umoci unpack --image "$work/oci:base" "$work/bundle" >/dev/null

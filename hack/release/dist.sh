@@ -49,13 +49,18 @@ then log "note: CHANGELOG.md's [$VERSION] section says Unreleased: date it befor
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
 # 2. the wheel (as hack/image/build.sh builds it) and the sdist (setuptools' PEP 517 hook, as
-# `python -m build --sdist` calls it); no build isolation: the venv has the pinned setuptools
+# `python -m build --sdist` calls it), in a copy of the package's sources (package-tree.sh); no
+# build isolation: the venv has the pinned setuptools
+tree="$(mktemp -d "${TMPDIR:-/tmp}/mlfootprint-dist.XXXXXX")"
+trap 'rm -rf "$tree"' EXIT
+bash hack/release/package-tree.sh "$ROOT" "$tree"
 {
-  "$PYTHON" -m pip wheel -q --no-deps --no-build-isolation -w "$OUT" . &&
-    "$PYTHON" -c 'import sys; from setuptools import build_meta; build_meta.build_sdist(sys.argv[1])' "$OUT"
+  (cd "$tree" && "$PYTHON" -m pip wheel -q --no-deps --no-build-isolation -w "$OUT" . &&
+    "$PYTHON" -c 'import sys; from setuptools import build_meta; build_meta.build_sdist(sys.argv[1])' "$OUT")
 } >"$OUT/.build.log" 2>&1 || { cat "$OUT/.build.log" >&2; die "the package build failed"; }
-rm -rf build "$OUT/.build.log"
+rm -f "$OUT/.build.log"
 for f in "$OUT/mlfootprint-$VERSION-py3-none-any.whl" "$OUT/mlfootprint-$VERSION.tar.gz"; do
   [[ -f "$f" ]] || die "the package build wrote no $f"
 done

@@ -105,13 +105,11 @@ def test_install_defaults_and_least_privilege(cluster, kubectl, namespace: str) 
 
 
 @pytest.fixture(scope="module")
-def monitoring_api(kubectl) -> Iterator[None]:  # type: ignore[no-untyped-def]
+def monitoring_api(cluster, kubectl) -> Iterator[None]:  # type: ignore[no-untyped-def]
     files = monitoring_crd_files(MONITORING_PLURALS)
     assert len(files) == len(MONITORING_PLURALS)
-    for f in files:  # server-side: the CRDs are too large for client-side apply's annotation
-        kubectl("apply", "--server-side", "-f", str(f))
-    for plural in MONITORING_PLURALS:
-        kubectl("wait", "--for=condition=Established", f"crd/{plural}.monitoring.coreos.com", "--timeout=30s")
+    # server-side: the CRDs are too large for client-side apply's annotation
+    assert len(cluster.apply_crds(*files, server_side=True)) == len(MONITORING_PLURALS)
     try:
         yield
     finally:

@@ -45,13 +45,9 @@ def test_version_agrees_with_the_build_module() -> None:
 
 
 @pytest.fixture(scope="module")
-def all_monitoring_crds(kubectl) -> Iterator[list[str]]:  # type: ignore[no-untyped-def]
-    names = []
-    for f in monitoring_crd_files():
-        group, plural = f.stem.split("_", 1)  # monitoring.coreos.com_servicemonitors
-        names.append(f"{plural}.{group}")
-        kubectl("apply", "--server-side", "-f", str(f), timeout_s=120)
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{n}" for n in names))
+def all_monitoring_crds(cluster, kubectl) -> Iterator[list[str]]:  # type: ignore[no-untyped-def]
+    names = cluster.apply_crds(*monitoring_crd_files(), server_side=True, timeout_s=120)
+    assert len(names) == len(monitoring_crd_files())
     try:
         yield names
     finally:

@@ -10,15 +10,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import Kubectl, apply_crds
+from mlfootprint.devcluster import DevCluster
+from tests.conftest import Kubectl
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.cluster
 
 
 @pytest.fixture(scope="module", autouse=True)
-def crds(kubectl: Kubectl) -> None:
-    apply_crds(kubectl, str(ROOT / "crds"), ("trainingruns.mlfootprint.io", "inferenceservices.mlfootprint.io"))
+def crds(cluster: DevCluster) -> None:
+    cluster.apply_crds(ROOT / "crds")
 
 
 def test_crds_are_established_with_names_and_categories(kubectl: Kubectl) -> None:

@@ -548,9 +548,7 @@ class Campaign:
         self.cluster = DevCluster(self.work / "cluster", gpu_nodes=self.cfg.nodes, die_with_parent=True).start()
         kc = self.cluster.kubeconfig
         self.kube = Kube(kc, timeout_s=5.0)
-        self.cluster.kubectl("apply", "-f", str(ROOT / "crds"))
-        self.cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                             "crd/trainingruns.mlfootprint.io", "crd/inferenceservices.mlfootprint.io")
+        self.cluster.apply_crds(ROOT / "crds")
         for ns in (NAMESPACE, OPERATOR_NAMESPACE, OTHER_TENANT):
             self.kube.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
         self._put_factors(GOOD_FACTORS)

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Kubectl, apply_crds
+from mlfootprint.devcluster import DevCluster
+from tests.conftest import Kubectl
 from tests.text_server import TextServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,8 +118,8 @@ def exporter(pages: PageServer) -> FixtureExporter:
 
 
 @pytest.fixture(scope="session")
-def crds(kubectl: Kubectl) -> None:
-    apply_crds(kubectl, str(ROOT / "crds"), ("trainingruns.mlfootprint.io", "inferenceservices.mlfootprint.io"))
+def crds(cluster: DevCluster) -> None:
+    cluster.apply_crds(ROOT / "crds")
 
 
 class OperatorHandle:

@@ -11,9 +11,10 @@ import pytest
 import yaml
 
 from mlfootprint.cli import main
+from mlfootprint.devcluster import DevCluster
 from mlfootprint.report.progress import NullTasks
 from mlfootprint.report.sources import ClusterSource
-from tests.conftest import Kubectl, apply_crds
+from tests.conftest import Kubectl
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.cluster
@@ -49,8 +50,8 @@ OBJECTS = [
 
 
 @pytest.fixture(scope="module", autouse=True)
-def crds(kubectl: Kubectl) -> None:
-    apply_crds(kubectl, str(ROOT / "crds"), ("trainingruns.mlfootprint.io", "inferenceservices.mlfootprint.io"))
+def crds(cluster: DevCluster) -> None:
+    cluster.apply_crds(ROOT / "crds")
 
 
 @pytest.fixture

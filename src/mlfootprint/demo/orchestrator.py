@@ -253,9 +253,10 @@ class Demo:
         # 2. CRDs, namespaces, factors
         self.say("[2/6] applying the CRDs and the factors ConfigMap (PUE 1.2, 332 gCO2e/kWh, WUE 0.2 + 1.29 L/kWh) ...")
         root = repo_root()
-        self.kubectl("apply", "-f", str(root / "crds"))
-        self.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                     "crd/trainingruns.mlfootprint.io", "crd/inferenceservices.mlfootprint.io")
+        try:
+            cluster.apply_crds(root / "crds")
+        except DevClusterError as e:
+            raise DemoError(f"CRDs: {e}") from None
         for ns in (OPERATOR_NAMESPACE, sc.namespace):
             self.kubectl("apply", "-f", "-", input=json.dumps(scn.namespace(ns)))
         self.kubectl("apply", "-f", str(root / "samples" / "demo" / "factors.yaml"))

@@ -404,6 +404,27 @@ class DevCluster:
             raise DevClusterError(f"{' '.join(cmd[3:])!s} failed ({proc.returncode}): {proc.stderr.strip()}")
         return proc
 
+    def apply_crds(self, *paths: Path | str, server_side: bool = False, timeout_s: float = 60.0) -> list[str]:
+        """``kubectl apply`` CustomResourceDefinition manifests (files or directories) and wait
+        until each is Established; returns their names. Polls the condition: ``kubectl wait
+        --for=condition=Established`` fails at once ("accessor error: <nil>") instead of waiting
+        while a new CRD has no ``status.conditions`` yet."""
+        mode = ["--server-side", "--force-conflicts"] if server_side else []
+        names = [
+            line.split("/", 1)[1]
+            for path in paths
+            for line in self.kubectl("apply", *mode, "-f", str(path), "-o", "name", timeout_s=timeout_s).stdout.split()
+            if line.startswith("customresourcedefinition")
+        ]
+        deadline = time.monotonic() + timeout_s
+        for name in names:
+            jsonpath = 'jsonpath={.status.conditions[?(@.type=="Established")].status}'
+            while self.kubectl("get", "crd", name, "-o", jsonpath, check=False).stdout.strip() != "True":
+                if time.monotonic() > deadline:
+                    raise DevClusterError(f"CRD {name} not Established within {timeout_s:.0f} s")
+                time.sleep(0.1)
+        return names
+
     def create_gpu_nodes(
         self,
         count: int,
