@@ -97,6 +97,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _all_threads_stopped(pid: int) -> bool:
+    """Every thread of `pid` is in the stopped state (T) per /proc; False if it cannot tell."""
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        states = [(t / "stat").read_text().rsplit(")", 1)[1].split()[0] for t in tasks]
+    except (OSError, IndexError):
+        return False
+    return bool(states) and all(state in ("T", "t") for state in states)
+
+
 def free_ports(n: int) -> list[int]:
     """`n` distinct TCP ports on 127.0.0.1 that are free now.
 
@@ -379,8 +389,16 @@ class DevCluster:
     def pause(self, name: str) -> None:
         """SIGSTOP one component's process group: it hangs, holding its connections open
         (the API server freezing, as under memory pressure or a stuck etcd). `resume` undoes it;
-        `stop` resumes paused components first."""
-        self._signal(self._record(name)[1], signal.SIGSTOP)
+        `stop` resumes paused components first. Returns once every thread of the process has
+        stopped: kill() returns before a busy multi-threaded process has, and a request sent in
+        that gap would still be answered (seen on a loaded machine)."""
+        rec = self._record(name)[1]
+        self._signal(rec, signal.SIGSTOP)
+        deadline = time.monotonic() + 5.0
+        while self._alive(rec) and not _all_threads_stopped(rec.pid):
+            if time.monotonic() > deadline:
+                raise DevClusterError(f"{name} did not stop within 5 s of SIGSTOP")
+            time.sleep(0.005)
         logger.info("component paused", extra={"component": name})
 
     def resume(self, name: str) -> None:
