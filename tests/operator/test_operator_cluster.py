@@ -167,7 +167,8 @@ def test_broken_configmap_keeps_last_good_factors(
     evs = events(kubectl, ns)
     assert any(e["reason"] == "InvalidPue" and e["involvedObject"]["kind"] == "ConfigMap" for e in evs)
     assert any(e["reason"] == "FactorsInvalid" and e["involvedObject"]["name"] == "b" for e in evs)
-    assert f'mlfootprint_factors_valid{{configmap="mlfootprint-factors",namespace="{ns}"}} 0.0' in op.metrics()
+    wait_for(lambda: f'mlfootprint_factors_valid{{configmap="mlfootprint-factors",namespace="{ns}"}} 0.0' in op.metrics(),
+             timeout_s=10, what="the factors gauge")
 
     # fixed again: valid, and the new factors apply from now on
     apply(kubectl, ns, configmap("mlfootprint-factors", {"pue": "1.0", "carbonIntensity": "300"}))

@@ -82,7 +82,7 @@ def test_power_percentiles_and_cap_advice_from_the_power_histogram(
     cap = st["powerCap"]
     assert cap["status"] == "recommend" and cap["recommendedCapW"] == pytest.approx(490.0)  # 175/250 of the limit
     assert 0 < cap["energySavedPct"] <= 23.0 and cap["timeAddedPct"] <= 10.0 and cap["curve"]
-    assert "mlfootprint_run_power_cap_recommended_watts{" in op.metrics()
+    wait_for(lambda: "mlfootprint_run_power_cap_recommended_watts{" in op.metrics(), timeout_s=10, what="the cap gauge")
 
 
 def test_inference_efficiency_and_the_workload_model(
