@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # pytest-xdist workers for `make test`: most tests wait on servers, so more workers than cores pay
-# (measured: docs/development.md); the real-node tests always share one worker
+# (measured: docs/dev/CONTRIBUTING.md#tests); the real-node tests always share one worker
 WORKERS ?= 4
 export MLFOOTPRINT_CACHE ?= $(HOME)/.cache/mlfootprint
 export PIP_DISABLE_PIP_VERSION_CHECK := 1

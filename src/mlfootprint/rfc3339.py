@@ -1,5 +1,7 @@
-"""Kubernetes timestamps (RFC 3339, UTC) to and from unix seconds: the one place that reads and
-writes them (status ``observedAt``, leases' ``renewTime``, pods' ``finishedAt``, nodes' heartbeats)."""
+"""Kubernetes timestamps (RFC 3339, UTC) to and from unix seconds, as the operator and the dev
+cluster read and write them (status ``observedAt``, leases' ``renewTime``, pods' ``finishedAt``,
+nodes' heartbeats). The report keeps its own pair (``report.model.parse_time``/``format_time``):
+it reads times users type (a time without a zone is UTC there) and writes NaN as none."""
 
 from __future__ import annotations
 

@@ -46,8 +46,9 @@ def test_version_agrees_with_the_build_module() -> None:
 
 @pytest.fixture(scope="module")
 def all_monitoring_crds(cluster, kubectl) -> Iterator[list[str]]:  # type: ignore[no-untyped-def]
-    names = cluster.apply_crds(*monitoring_crd_files(), server_side=True, timeout_s=120)
-    assert len(names) == len(monitoring_crd_files())
+    files = monitoring_crd_files()
+    names = cluster.apply_crds(*files, server_side=True, timeout_s=120)
+    assert len(names) == len(files)
     try:
         yield names
     finally:

@@ -60,9 +60,8 @@ def _finished_s(status: Mapping[str, Any]) -> float | None:
     it runs, or when no container reports a readable one, e.g. a pod that never started)."""
     if status.get("phase") not in ("Succeeded", "Failed"):
         return None
-    texts = [((c.get("state") or {}).get("terminated") or {}).get("finishedAt")
-             for c in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]]
-    ends = [rfc3339.parse(t) for t in texts if isinstance(t, str)]
+    ends = [rfc3339.parse(((c.get("state") or {}).get("terminated") or {}).get("finishedAt"))
+            for c in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]]
     return max((t for t in ends if t is not None), default=None)
 
 
