@@ -124,6 +124,10 @@ def test_registers_again_after_a_kubelet_restart(plugin: tuple[FakeGpuPlugin, Ku
     kubelet.stop()
     kubelet.start()  # new kubelet.sock, the plugin's socket wiped
     _wait_registrations(kubelet, 2)
+    # The kubelet records the request before the plugin has the reply and counts it.
+    deadline = time.monotonic() + 10
+    while p.registrations < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert p.socket.exists() and p.registrations == 2
 
 
