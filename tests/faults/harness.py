@@ -505,6 +505,8 @@ class Totals:
     series: set[str]
     created: str
     co2e_finite: bool
+    #: serving pod -> its containers' restarts as the ledger holds them (None: not known)
+    serving_restarts: dict[str, int | None]
 
 
 # ----------------------------------------------------------------------------- the campaign
@@ -526,6 +528,7 @@ class Campaign:
         self.gaps: list[GapEvent] = []
         self._excess: dict[str, float] = {}
         self._excess_requests: dict[str, float] = {}
+        self._restarts_unknown: set[str] = set()  # runs reported for serving pods without restarts
         self.final: dict[str, float] = {}
         #: (runs, truth J, billed J, lost J, documented gap J) per component at the end
         self.final_components: list[tuple[str, float, float, float, float]] = []
@@ -771,6 +774,7 @@ class Campaign:
             series=set((ledger.get("series") or {}).keys()),
             created=obj["metadata"].get("creationTimestamp", ""),
             co2e_finite=all(isinstance(v, (int, float)) and math.isfinite(v) for v in co2e),
+            serving_restarts={pod: e.get("restarts") for pod, e in (ledger.get("serving") or {}).items()},
         )
 
     def _totals_of(self, run: Run) -> Totals | None:
@@ -1255,6 +1259,11 @@ class Campaign:
                     and t.requests - truth > self._excess_requests.get(r.key, 0.0)):
                 self._fail(f"{r.key}: {t.requests:.0f} requests counted, {truth:.0f} served (double-counted requests)")
                 self._excess_requests[r.key] = t.requests - truth
+            unknown = sorted(p for p, n in (t.serving_restarts if t is not None else {}).items() if n is None)
+            if unknown and r.key not in self._restarts_unknown:
+                # kwok reports restartCount like a kubelet; without it a drop is judged by size only
+                self._fail(f"{r.key}: no container restarts in the ledger for {', '.join(unknown)}")
+                self._restarts_unknown.add(r.key)
 
     # ------------------------------------------------------------------ runs
     def _fault_overlap_run(self, event: FaultEvent) -> None:

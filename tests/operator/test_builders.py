@@ -18,7 +18,7 @@ from mlfootprint.operator.factors_store import FactorsProblem
 from mlfootprint.operator.ledger import ContainerObs, Increment, advance, apply_increment
 from mlfootprint.operator.ownership import RunClaim, claim_from, split_pods
 from mlfootprint.operator.phases import PhaseRules, derive_phase, parse_phase_rules
-from mlfootprint.operator.pods import PodInfo, matches_selector
+from mlfootprint.operator.pods import PodInfo, matches_selector, pod_info
 from mlfootprint.operator.status import (
     budget_status,
     build_inference_status,
@@ -423,3 +423,20 @@ def test_ready_summarises_the_input_conditions() -> None:
     assert changed and (ready["status"], ready["reason"]) == ("True", "Metering")
     c, _ = ready_condition(c, completed=True, now="t3", generation=3)
     assert next(x for x in c if x["type"] == "Ready")["reason"] == "Completed"
+
+
+@pytest.mark.parametrize(
+    ("statuses", "restarts"),
+    [
+        ([{"name": "engine", "restartCount": 2}, {"name": "proxy", "restartCount": 1}], 3),
+        ([{"name": "engine", "restartCount": 0}], 0),
+        ([], None),  # not started: nothing known
+        ([{"name": "engine"}], None),
+        ([{"name": "engine", "restartCount": -1}], None),
+        ([{"name": "engine", "restartCount": "2"}], None),
+        ([{"name": "engine", "restartCount": True}], None),
+    ],
+)
+def test_pod_restarts_are_the_containers_restart_counts(statuses: list[dict[str, object]], restarts: int | None) -> None:
+    body = {"metadata": {"name": "p", "namespace": "n"}, "status": {"phase": "Running", "containerStatuses": statuses}}
+    assert pod_info(body).restarts == restarts

@@ -166,6 +166,55 @@ def test_serving_counters_that_go_down_are_not_multiplied(
              what="restart counted once")
 
 
+def test_without_a_start_time_only_a_container_restart_resets_serving_counters(
+    kubectl: Kubectl, namespace: str, exporter: FixtureExporter, pages: PageServer, start_operator: Any
+) -> None:
+    """Found by the fault campaign (seed 143091): a TGI-like engine (no process start time) whose
+    page showed 30 % of its count after a long gap between reads passed as a restart by size,
+    and the climb back was counted again. The pod's containers had not restarted."""
+    ns = namespace
+    apply(kubectl, ns, {
+        "apiVersion": "mlfootprint.io/v1alpha1", "kind": "InferenceService", "metadata": {"name": "chat"},
+        "spec": {"selector": {"matchLabels": {"app": "chat"}}, "model": {"name": "m"}, "servingMetrics": {"engine": "tgi"}},
+    })
+    _running(kubectl, ns, "chat-0", "chat", **{"mlfootprint.io/serving-metrics-url": f"{pages.base}/tgi"})
+
+    def restarts(n: int) -> None:
+        kubectl("patch", "pod", "chat-0", "-n", ns, "--subresource=status", "--type=merge", "-p", json.dumps({"status": {
+            "containerStatuses": [{"name": "main", "ready": True, "restartCount": n, "image": "train:latest", "imageID": "",
+                                   "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}]}}))
+
+    def requests() -> float:
+        return float((_tr(kubectl, ns, "chat", ISVC).get("status") or {}).get("inference", {}).get("requests") or 0.0)
+
+    restarts(0)
+    exporter.set(ns, "chat-0", gpu_j=KWH)
+    pages.set("/tgi", "tgi_request_success 1000\n")
+    op = start_operator(ns, exporter_urls=(exporter.url,))
+    wait_for(lambda: requests() == 1000, what="first read")
+    ledger = _tr(kubectl, ns, "chat", ISVC)["status"]["ledger"]
+    assert ledger["serving"]["chat-0"]["restarts"] == 0  # the pod's restart count reached the ledger
+    # a lagging replica: 30 % of the count, the containers unchanged: not a reset
+    pages.set("/tgi", "tgi_request_success 300\n")
+    wait_for(lambda: _when(lambda: _tr(kubectl, ns, "chat", ISVC),
+                           lambda t: condition(t, "ServingMetricsValid")["reason"] == "ServingInconsistent"),
+             what="inconsistent counters reported")
+    pages.set("/tgi", "tgi_request_success 1010\n")
+    wait_for(lambda: requests() == 1010, what="growth above the high-water mark")
+    # the engine restarted: its page starts again from zero, but until the kubelet reports the
+    # container restart the drop is not a reset; then it is, counted once
+    seen = _metric(op.metrics(), "mlfootprint_operator_counter_anomalies_total", anomaly="ServingInconsistent")
+    pages.set("/tgi", "tgi_request_success 12\n")
+    wait_for(lambda: _metric(op.metrics(), "mlfootprint_operator_counter_anomalies_total", anomaly="ServingInconsistent") > seen,
+             what="the drop refused while the containers have not restarted")
+    assert requests() == 1010
+    restarts(1)
+    wait_for(lambda: requests() == 1022, what="the restarted engine's requests")
+    op.wait_refreshes(2, kind="InferenceService")
+    assert requests() == 1022
+    assert _metric(op.metrics(), "mlfootprint_operator_counter_anomalies_total", anomaly="ServingInconsistent") >= 1
+
+
 def test_overlapping_runs_meter_each_pod_once(
     kubectl: Kubectl, namespace: str, exporter: FixtureExporter, start_operator: Any
 ) -> None:

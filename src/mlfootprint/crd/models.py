@@ -406,6 +406,11 @@ class ServingCounters(_Model):
     """Last values of one serving pod's engine counters, per label set (keyed by a digest)."""
 
     start: float | None = Field(default=None, description="The engine's process_start_time_seconds, if exposed.")
+    restarts: NonNegInt | None = Field(
+        default=None,
+        description="The pod's container restarts (sum of restartCount) when the counters' level was last "
+        "established; without a start time, a drop is an engine restart only if this has risen since.",
+    )
     requests: dict[str, NonNegFloat] = Field(default_factory=dict)
     tokens_in: dict[str, NonNegFloat] = Field(default_factory=dict)
     tokens_out: dict[str, NonNegFloat] = Field(default_factory=dict)

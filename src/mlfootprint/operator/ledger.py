@@ -28,9 +28,10 @@ per-container counters carry the unix time the exporter started counting them
 
 Serving engines' counters (InferenceService) are kept per pod and per label set, so a label
 set that vanishes from a sum is not a reset. A decrease is a reset only when the engine
-restarted (``process_start_time_seconds`` changed) or, without that metric, when the new
-value is plausible for the time since the last read: at most :data:`RESTART_RATE_MARGIN`
-times the run's average rate (once the run has one) over that time; otherwise the source is
+restarted: ``process_start_time_seconds`` changed or, without that metric, the pod's
+containers restarted (``restartCount``). Only when neither is known is the new value judged
+by its size: plausible for the time since the last read, at most :data:`RESTART_RATE_MARGIN`
+times the run's average rate (once the run has one) over that time. Otherwise the source is
 inconsistent
 (e.g. replicas behind one URL answering in turn): nothing is added, the high-water mark is
 kept (so swings back up are not counted again) and the anomaly is reported. Increments
@@ -135,6 +136,7 @@ class ServingObs:
 
     start: float | None = None  # the engine's process_start_time_seconds, when exposed
     counters: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    restarts: int | None = None  # the pod's container restarts (sum of restartCount), when known
 
 
 @dataclass(frozen=True)
@@ -360,25 +362,41 @@ def _restart_bound(kind: str, elapsed_s: float, rates: Mapping[str, float] | Non
     return min(ceiling, max(MAX_RATE[kind] * rate_scale * 1e-4, RESTART_RATE_MARGIN * rate * max(elapsed_s, 1.0)))
 
 
+def _serving_sets(entry: ServingCounters | None, obs: ServingObs, kind: str) -> tuple[dict[str, float], Mapping[str, float]]:
+    """This page's and the ledger's values of one kind, per label set (summed when too many,
+    or when the ledger kept a 0.1 sum)."""
+    cur_sets = dict(obs.counters.get(kind, {}))
+    if len(cur_sets) > MAX_LABEL_SETS:
+        cur_sets = {SUM_KEY: math.fsum(cur_sets.values())}
+    last_sets: Mapping[str, float] = {} if entry is None else getattr(entry, _ATTR[_WIRE[kind]])
+    if SUM_KEY in last_sets and SUM_KEY not in cur_sets:  # a 0.1 ledger kept sums
+        last_sets = {SUM_KEY: last_sets[SUM_KEY]}
+        cur_sets = {SUM_KEY: math.fsum(cur_sets.values())}
+    return cur_sets, last_sets
+
+
 def _serving_delta(
     entry: ServingCounters | None, obs: ServingObs, elapsed_s: float | None, rates: Mapping[str, float] | None = None,
     rate_scale: float = 1.0,
 ) -> tuple[ServingCounters, dict[str, float], list[str]]:
     """New entry, deltas per kind, anomaly kinds. ``rates``: the run's average rate per kind
-    (per second), which bounds what a restarted engine without a start time can show;
-    ``rate_scale`` multiplies the ceilings :data:`MAX_RATE`."""
+    (per second), which bounds what a restarted engine without a start time (nor known
+    container restarts) can show; ``rate_scale`` multiplies the ceilings :data:`MAX_RATE`."""
     anomalies: list[str] = []
     deltas: dict[str, float] = {}
+    sets = {kind: _serving_sets(entry, obs, kind) for kind in _WIRE}
     restarted = entry is not None and obs.start is not None and entry.start is not None and obs.start > entry.start
+    # Without a start time, the pod's container restarts tell an engine restart from a source
+    # that went backwards (a replica behind the same URL, a page served stale): a drop is a
+    # restart only if they rose. Only when either side lacks them is a drop judged by its size.
+    last_restarts = None if entry is None else entry.restarts
+    known_restarts = obs.start is None and last_restarts is not None and obs.restarts is not None
+    if obs.start is None and last_restarts is not None and obs.restarts is not None and obs.restarts > last_restarts:
+        restarted = any(cur < last_sets.get(d, -math.inf) for cur_sets, last_sets in sets.values() for d, cur in cur_sets.items())
+    progressed = entry is None or restarted  # the counters' level was (re)established by this read
     new_values: dict[str, dict[str, float]] = {}
     for kind, wire in _WIRE.items():
-        cur_sets = dict(obs.counters.get(kind, {}))
-        if len(cur_sets) > MAX_LABEL_SETS:
-            cur_sets = {SUM_KEY: math.fsum(cur_sets.values())}
-        last_sets: Mapping[str, float] = {} if entry is None else getattr(entry, _ATTR[wire])
-        if SUM_KEY in last_sets and SUM_KEY not in cur_sets:  # a 0.1 ledger kept sums
-            last_sets = {SUM_KEY: last_sets[SUM_KEY]}
-            cur_sets = {SUM_KEY: math.fsum(cur_sets.values())}
+        cur_sets, last_sets = sets[kind]
         total = 0.0
         for digest, cur in cur_sets.items():
             last = last_sets.get(digest)
@@ -386,8 +404,11 @@ def _serving_delta(
                 d = cur  # a new label set, pod or engine process: all of it is new
             elif cur >= last:
                 d = cur - last
-            elif obs.start is None and elapsed_s is not None and cur <= _restart_bound(kind, elapsed_s, rates, rate_scale):
-                d = cur  # no start time to tell: a plausible restart of the engine
+                progressed = progressed or d > 0
+            elif (obs.start is None and not known_restarts and elapsed_s is not None
+                  and cur <= _restart_bound(kind, elapsed_s, rates, rate_scale)):
+                d = cur  # nothing to tell by: a plausible restart of the engine
+                progressed = True
             else:
                 # lower, same engine: not a reset (e.g. replicas behind one URL answering in
                 # turn). Keep the high-water mark: rebasing down would count every swing back up.
@@ -405,7 +426,11 @@ def _serving_delta(
         # its growth is new (a vanished label set is not a reset)
         kept = cur_sets if restarted else {**last_sets, **cur_sets}
         new_values[wire] = kept if len(kept) <= MAX_LABEL_SETS else cur_sets
-    new = ServingCounters.model_validate({"start": obs.start, **new_values})
+    # The restarts stay those at which the counters' level was established until they move
+    # on: a page served stale (cached, or by a replica) just after a container restart is not
+    # the new level, and the drop that follows it is still the restart's.
+    restarts = obs.restarts if progressed or last_restarts is None else last_restarts
+    new = ServingCounters.model_validate({"start": obs.start, "restarts": restarts, **new_values})
     return new, deltas, anomalies
 
 

@@ -30,6 +30,8 @@ class PodInfo:
     gpus: int
     #: when its last container ended (unix s), for a pod that has ended
     finished_s: float | None = None
+    #: its containers' restarts (sum of ``restartCount``); None without container statuses
+    restarts: int | None = None
 
     @property
     def label_map(self) -> dict[str, str]:
@@ -65,6 +67,15 @@ def _finished_s(status: Mapping[str, Any]) -> float | None:
     return max((t for t in ends if t is not None), default=None)
 
 
+def _restarts(status: Mapping[str, Any]) -> int | None:
+    """Sum of the containers' ``restartCount`` (the kubelet's, monotone for a pod); None when
+    the status has no container statuses or a count that is not a non-negative integer."""
+    statuses = status.get("containerStatuses") or []
+    counts = [c.get("restartCount") for c in statuses if isinstance(c, Mapping)]
+    valid = [n for n in counts if isinstance(n, int) and not isinstance(n, bool) and n >= 0]
+    return sum(valid) if valid and len(valid) == len(counts) else None
+
+
 def pod_info(body: Mapping[str, Any]) -> PodInfo:
     meta = body.get("metadata") or {}
     status = body.get("status") or {}
@@ -80,6 +91,7 @@ def pod_info(body: Mapping[str, Any]) -> PodInfo:
         ip=status.get("podIP"),
         gpus=_gpus(body.get("spec") or {}),
         finished_s=_finished_s(status),
+        restarts=_restarts(status),
     )
 
 

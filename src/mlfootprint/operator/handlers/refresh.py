@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import kopf
@@ -244,6 +244,8 @@ async def _refresh(
         names = names_for(spec.get("servingMetrics") or {})
         urls = {p.name: pod_url(p.ip, p.annotation_map, names) for p in owned if p.phase == "Running"}
         serving_obs, serving_problems = await rt.serving.counters(urls, names)
+        restarts = {p.name: p.restarts for p in owned}
+        serving_obs = {pod: replace(o, restarts=restarts.get(pod)) for pod, o in serving_obs.items()}
     elapsed_s = None if since_s is None else max(end_s - since_s, 0.0)
     new_ledger, inc, anomalies = advance(
         ledger, containers, serving_obs, live_pods={p.name for p in owned},
