@@ -67,8 +67,9 @@ def test_server_paths() -> None:
     port = server.port
     try:
         time.sleep(0.3)
-        whole = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+        # the pod's page first: the clock runs 3,600x, so the whole read later must be larger
         pod = urllib.request.urlopen(f"http://127.0.0.1:{port}/pods/chat-7d9f-x2/metrics").read().decode()
+        whole = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
         assert _value(whole, "vllm:request_success_total") > 0
         assert 0 < _value(pod, "vllm:request_success_total") < _value(whole, "vllm:request_success_total")
         with pytest.raises(urllib.error.HTTPError):

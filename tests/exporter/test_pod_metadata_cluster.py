@@ -29,6 +29,7 @@ import grpc
 import pynvml
 import pytest
 
+import mlfootprint.exporter.app as exporter_app
 from mlfootprint.exporter.app import build_monitor, build_registry
 from mlfootprint.exporter.config import load_config
 from mlfootprint.exporter.model import ContainerKey, ErrorCounter
@@ -318,6 +319,9 @@ def test_shared_gpu_energy_split_between_api_server_pods(
     )
     clock = FakeClock()
     errors = ErrorCounter()
+    # the cycles below run back to back: the first pod list must be in before them, however
+    # slow the API server is on a loaded machine (the exporter waits 5 s, then goes on)
+    monkeypatch.setattr(exporter_app, "POD_CACHE_SYNC_S", 60.0)
     monitor = build_monitor(cfg, errors=errors, clock=clock)
     try:
         for cycle in range(CYCLES):

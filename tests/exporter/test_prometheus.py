@@ -66,16 +66,19 @@ def test_prometheus_scrapes_per_pod_energy(tmp_path: Path) -> None:
         query = "sum by (namespace, pod) (mlfootprint_pod_gpu_energy_joules_total)"
         url = f"{prom.url}/api/v1/query?" + urllib.parse.urlencode({"query": query})
         result: list = []  # type: ignore[type-arg]
+        up: list = []  # type: ignore[type-arg]
         while time.monotonic() < deadline:
             result = json.loads(_wait(url, deadline))["data"]["result"]
-            if {r["metric"].get("pod") for r in result} >= {"llama-train", "chat"} and all(float(r["value"][1]) > 0 for r in result):
+            # `up` is the latest scrape's (a 1 s timeout): wait for it too, not just for energy
+            up = json.loads(_wait(f"{prom.url}/api/v1/query?query=up", deadline))["data"]["result"]
+            if ({r["metric"].get("pod") for r in result} >= {"llama-train", "chat"} and all(float(r["value"][1]) > 0 for r in result)
+                    and up and up[0]["value"][1] == "1"):
                 break
             time.sleep(0.5)
         energy = {r["metric"]["pod"]: float(r["value"][1]) for r in result}
         assert set(energy) == {"llama-train", "chat"}, result
         assert energy["llama-train"] > energy["chat"] > 0  # 2 GPUs training vs 1 serving
-        up = json.loads(_wait(f"{prom.url}/api/v1/query?query=up", deadline))["data"]["result"]
-        assert up and up[0]["value"][1] == "1"
+        assert up and up[0]["value"][1] == "1", up
     finally:
         prom.stop()
         exporter.terminate()

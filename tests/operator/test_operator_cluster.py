@@ -208,11 +208,16 @@ def test_two_factor_sets_give_the_expected_different_results(
 
 
 def test_completion_waits_for_a_reading_after_the_pods_ended(
-    kubectl: Kubectl, namespace: str, exporter: FixtureExporter, start_operator: Any
+    kubectl: Kubectl, namespace: str, exporter: FixtureExporter, start_operator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The exporters attribute an ended container's last interval after it ended; a run that
     completed (froze) on the reading before that lost its tail (the real-node test saw 600 J of
     23,867 J missing). The run completes only on counters read after its pods' end."""
+    from mlfootprint.operator.handlers import refresh
+
+    # the test's own steps between the pod's end and the exporter's last attribution (a
+    # patch, two refreshes, on a loaded machine) must fit in the delay: 15 s, not 5
+    monkeypatch.setattr(refresh, "FINAL_READ_DELAY_S", 15.0)
     ns = namespace
     apply(kubectl, ns, training_run("tail", app="tail"))
     make_pod(kubectl, ns, "tail-0", {"app": "tail"})
@@ -229,6 +234,6 @@ def test_completion_waits_for_a_reading_after_the_pods_ended(
     op.wait_refreshes(2)  # refreshes that saw the pod ended, before the exporter's last attribution
     exporter.set(ns, "tail-0", gpu_j=1600.0)  # the exporter's last attribution of the ended container
     tr = wait_for(lambda: _if(_tr(kubectl, ns, "tail"), lambda t: condition(t, "Completed")["status"] == "True"),
-                  what="Completed")
+                  timeout_s=45, what="Completed")
     assert tr["status"]["ledger"]["totals"]["gpuJ"] == 1600.0
     assert condition(tr, "Completed")["reason"] == "PodsSucceeded"

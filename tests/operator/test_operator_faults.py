@@ -315,6 +315,9 @@ def test_the_status_is_written_only_when_something_visible_changes(
         return (_metric(m, "mlfootprint_operator_refresh_duration_seconds_count", kind="TrainingRun"),
                 _metric(m, "mlfootprint_operator_status_writes_total", kind="TrainingRun"))
 
+    # the refresh that wrote the first reading counts its write when it ends, just after the
+    # API server has it: let it (and the next, which counts its refresh before) end first
+    op.wait_refreshes(2)
     refreshes0, writes0 = counts()
     rv0 = _tr(kubectl, ns, "q")["metadata"]["resourceVersion"]
     wait_for(lambda: counts()[0] >= refreshes0 + 5, what="five more refreshes")  # 0.5 s interval

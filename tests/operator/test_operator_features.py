@@ -101,9 +101,10 @@ def test_inference_service_efficiency_and_breakeven(
     assert inf2["breakeven"]["progress"] == 0.1
     st = _status(kubectl, "inferenceservices.mlfootprint.io", ns, "chat")
     assert st["phase"] == "inference"
-    m = op.metrics()
-    assert "mlfootprint_inference_requests{" in m and "mlfootprint_inference_breakeven_ratio{" in m
-    assert "mlfootprint_inference_joules_per_token{" in m and "mlfootprint_inference_co2e_grams_per_request{" in m
+    # the gauges are set as the refresh ends, just after the status it wrote is visible
+    gauges = ("mlfootprint_inference_requests{", "mlfootprint_inference_breakeven_ratio{",
+              "mlfootprint_inference_joules_per_token{", "mlfootprint_inference_co2e_grams_per_request{")
+    wait_for(lambda: all(g in op.metrics() for g in gauges), timeout_s=10, what="the inference gauges")
 
     # more requests served: counted from the serving engine's counters
     pages.set("/vllm/chat-0", 'vllm:request_success_total{finished_reason="stop"} 250\n'

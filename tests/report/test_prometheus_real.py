@@ -5,7 +5,7 @@ before and after a restart, told apart by their ``pod`` target label, as a Servi
 labels them) serving the operator's cumulative per-run gauges, and the node exporters'
 counters (two nodes). Every sample carries an explicit timestamp, and each page moves one
 step of ``STEP_S`` along a virtual grid per request, so one real scrape every
-``SCRAPE_MS`` lays down one minute of history: ~40 minutes in ~10 s, with timestamps and
+``SCRAPE_MS`` lays down one minute of history: ~40 minutes in ~20 s, with timestamps and
 values that owe nothing to scheduling jitter. The history sits in the hour before now
 (Prometheus refuses samples older than an hour before the newest one in its head, and
 its own ``up`` series are written at the wall clock).
@@ -53,7 +53,7 @@ pytestmark = [pytest.mark.prometheus]
 
 KWH = 3.6e6
 STEP_S = 60  # virtual seconds per step (per scrape)
-SCRAPE_MS = 250
+SCRAPE_MS = 500  # with a 450 ms scrape timeout: a slow page on a loaded machine is not a lost step
 SINCE_K, UNTIL_K, LAST_K = 4, 34, 36  # the period is [step 4, step 34); history ends at step 36
 RESTART_K = 14  # the old operator pod's last sample; the new pod serves from RESTART_K + 2
 B_START_K = 8  # the InferenceService is created: its gauges and pod counters start here
@@ -224,7 +224,7 @@ def scrape_config(target: str, *, honor_timestamps: bool = False) -> str:
     )
 
 
-def ingest_history(start_store: Callable[[str], Any], timeout_s: float = 25.0) -> Iterator[tuple[str, int]]:
+def ingest_history(start_store: Callable[[str], Any], timeout_s: float = 50.0) -> Iterator[tuple[str, int]]:
     """Serve the history to a store that scrapes it (``start_store(target)`` -> its handle,
     started, with ``url``, ``assert_running``, ``log_tail`` and ``stop``); yield (URL, t0 in s)
     once every sample is queryable."""

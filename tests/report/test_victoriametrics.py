@@ -29,7 +29,7 @@ def victoriametrics_history(tmp_path: Path) -> Iterator[tuple[str, int]]:
     def start(target: str) -> RealVictoriaMetrics:
         return RealVictoriaMetrics(tmp_path, scrape_config(target, honor_timestamps=True)).__enter__()
 
-    yield from ingest_history(start, timeout_s=60.0)
+    yield from ingest_history(start, timeout_s=90.0)
 
 
 def test_report_period_figures_from_victoriametrics(
