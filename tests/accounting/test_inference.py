@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -150,10 +148,7 @@ def test_interval_fit_exact_without_within_interval_covariance() -> None:
     assert (m.a0_j_per_input_token, m.a1_j_per_output_token, m.a2_j_per_token_product) == pytest.approx(a, rel=1e-6)
     assert m.estimator == "intervals" and m.n == 30  # the idle interval is skipped
     assert m.requests == sum(int(iv.requests) for iv in ivs)
-    status = m.to_status()
-    assert set(status) == {"a0", "a1", "a2", "r2", "n", "fittedAt"}
-    assert status["fittedAt"] == datetime.fromtimestamp(1_700_000_000, tz=UTC).isoformat().replace("+00:00", "Z")
-    assert status["fittedAt"].endswith("Z") and status["r2"] == pytest.approx(1.0)
+    assert m.fitted_at_s == 1_700_000_000.0 and m.r_squared == pytest.approx(1.0)
 
 
 def test_interval_fit_cross_term_needs_no_covariance() -> None:

@@ -35,8 +35,7 @@ Two estimators:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -104,22 +103,6 @@ class WorkloadModel(BaseModel):
         """Predicted joules of one request; ValueError for negative token counts."""
         coefficients = (self.a0_j_per_input_token, self.a1_j_per_output_token, self.a2_j_per_token_product)
         return request_energy_j(coefficients, tokens_in, tokens_out)
-
-    def to_status(self) -> dict[str, Any]:
-        """The proposed ``status.inference.workloadModel`` shape: {a0, a1, a2, r2, n, fittedAt}
-        (J per input token, J per output token, J per token product; fittedAt RFC 3339 UTC)."""
-        fitted = (
-            None if self.fitted_at_s is None
-            else datetime.fromtimestamp(self.fitted_at_s, tz=UTC).isoformat().replace("+00:00", "Z")
-        )
-        return {
-            "a0": self.a0_j_per_input_token,
-            "a1": self.a1_j_per_output_token,
-            "a2": self.a2_j_per_token_product,
-            "r2": self.r_squared,
-            "n": self.n,
-            "fittedAt": fitted,
-        }
 
 
 def _weighted_fit(
