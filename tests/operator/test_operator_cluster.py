@@ -208,22 +208,19 @@ def test_two_factor_sets_give_the_expected_different_results(
 
 
 def test_completion_waits_for_a_reading_after_the_pods_ended(
-    kubectl: Kubectl, namespace: str, exporter: FixtureExporter, start_operator: Any, monkeypatch: pytest.MonkeyPatch
+    kubectl: Kubectl, namespace: str, exporter: FixtureExporter, start_operator: Any
 ) -> None:
     """The exporters attribute an ended container's last interval after it ended; a run that
     completed (froze) on the reading before that lost its tail (the real-node test saw 600 J of
     23,867 J missing). The run completes only on counters read after its pods' end."""
-    from mlfootprint.operator.handlers import refresh
-
-    # the test's own steps between the pod's end and the exporter's last attribution (a
-    # patch, two refreshes, on a loaded machine) must fit in the delay: 15 s, not 5
-    monkeypatch.setattr(refresh, "FINAL_READ_DELAY_S", 15.0)
     ns = namespace
     apply(kubectl, ns, training_run("tail", app="tail"))
     make_pod(kubectl, ns, "tail-0", {"app": "tail"})
     set_pod_phase(kubectl, ns, "tail-0", "Running")
     exporter.set(ns, "tail-0", gpu_j=1000.0)
-    op = start_operator(ns, exporter_urls=(exporter.url,), interval_s=0.5)
+    # the test's own steps between the pod's end and the exporter's last attribution (a
+    # patch, two refreshes, on a loaded machine) must fit in the delay: 15 s, not the default 5
+    op = start_operator(ns, exporter_urls=(exporter.url,), interval_s=0.5, final_read_delay_s=15.0)
     wait_for(lambda: _totals(kubectl, ns, "tail").get("gpuJ") == 1000.0, what="first observation")
     finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     kubectl("patch", "pod", "tail-0", "-n", ns, "--subresource=status", "--type=merge", "-p", json.dumps({"status": {

@@ -48,6 +48,12 @@ class OperatorConfig(BaseModel):
     energy_source: Annotated[Literal["scrape", "prometheus"], Opt(group=ENERGY)] = Field(
         "scrape", description="where energy comes from: the exporters' /metrics or Prometheus"
     )
+    final_read_delay_s: Annotated[float, Opt("--final-read-delay", group=ENERGY)] = Field(
+        5.0, ge=0, le=3600,
+        description="a finished TrainingRun completes (its figures freeze) only on counters read at least this long "
+        "after its pods ended, so that the exporters' last attribution of the ended containers is in: raise it for "
+        "exporters attributing less often than every second, or nodes slow to release ended pods",
+    )
     serving_rate_scale: Annotated[float, Opt(metavar="FACTOR", group=ENERGY)] = Field(
         1.0, ge=1.0, le=1e6,
         description="multiplies the per-pod ceilings of serving counters (1e5 requests, 1e8 input and 1e7 output "

@@ -55,10 +55,6 @@ PLURALS = {"TrainingRun": "trainingruns", "InferenceService": "inferenceservices
 STATUS_MODELS: dict[str, type[TrainingRunStatus | InferenceServiceStatus]] = {
     "TrainingRun": TrainingRunStatus, "InferenceService": InferenceServiceStatus,
 }
-#: A TrainingRun completes (figures frozen) only with counters read at least this long after its
-#: pods ended: the exporters attribute every second by default, and the last attribution of an
-#: ended container must be in the read (exporter attributionIntervalSeconds above this would need more).
-FINAL_READ_DELAY_S = 5.0
 AWAITING_FINAL_READ = "AwaitingFinalRead"
 
 
@@ -283,7 +279,7 @@ async def _refresh(
         # lost the run's tail: the scrape snapshot, or Prometheus' lagged window, predates it).
         ended_s = max((p.finished_s for p in selected if p.finished_s is not None), default=None)
         read_s = end_s if containers is not None else since_s
-        if ended_s is not None and (read_s is None or read_s < ended_s + FINAL_READ_DELAY_S):
+        if ended_s is not None and (read_s is None or read_s < ended_s + rt.cfg.final_read_delay_s):
             state_reason = AWAITING_FINAL_READ
     if kind == "TrainingRun" and spec.get("workloadRef") and state_reason != "WorkloadNotFound":
         totals = totals.model_copy(update={"workload_seen": 1.0})
