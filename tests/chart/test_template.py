@@ -248,6 +248,7 @@ def test_operator_arguments_are_accepted(monkeypatch: pytest.MonkeyPatch) -> Non
         assert cfg.exporter_service == one(objs, "Service", "-exporter")["metadata"]["name"]
         assert cfg.exporter_ns == "mlfootprint" and cfg.namespace == "mlfootprint"
         assert cfg.factors_configmap == one(objs, "ConfigMap", "mlfootprint-factors")["metadata"]["name"]
+        assert cfg.final_read_delay_s == OperatorConfig.model_fields["final_read_delay_s"].default  # the same default
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
         assert cfg.metrics_port == ports["metrics"]
         assert cfg.liveness_endpoint == f"http://0.0.0.0:{ports['http-health']}/healthz"
