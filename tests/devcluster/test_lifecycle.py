@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -108,3 +111,45 @@ def test_restart_pause_and_resume_a_component(tmp_path: Path) -> None:
     assert _gone(pids)
     with pytest.raises(Exception, match="no component named"):
         DevCluster(tmp_path / "d").pause("kube-apiserver")
+
+
+def test_a_port_taken_after_it_was_picked_starts_again_on_fresh_ports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Seen under 4 test workers: the controller-manager's port, picked free, was bound by
+    something else before it started; it exited, and the cluster came up without it (no
+    ServiceAccounts: every later test's namespace timed out). Start-up now waits for its and
+    the scheduler's health, and starts again on fresh ports when a port was taken."""
+    from mlfootprint.devcluster import cluster as cluster_mod
+
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = int(taken.getsockname()[1])
+    picks: list[cluster_mod.Ports] = []
+    pick = cluster_mod._pick_ports
+
+    def first_taken() -> cluster_mod.Ports:
+        ports = pick() if picks else dataclasses.replace(pick(), controller_manager=port)
+        picks.append(ports)
+        return ports
+
+    monkeypatch.setattr(cluster_mod, "_pick_ports", first_taken)
+    try:
+        with caplog.at_level(logging.WARNING), DevCluster(tmp_path / "c", die_with_parent=True) as dev:
+            assert len(picks) == 2 and picks[0].controller_manager == port
+            assert dev._state.ports.controller_manager != port
+            assert all(dev.running().values()) and len(dev.pids()) == 5
+            assert "a port was taken during start-up" in caplog.text
+            dev.kubectl("create", "namespace", "after-retry")
+            dev.kubectl("wait", "--for=create", "serviceaccount/default", "-n", "after-retry", "--timeout=30s")
+    finally:
+        taken.close()
+
+
+def test_free_ports_are_outside_the_ephemeral_range() -> None:
+    from mlfootprint.devcluster.cluster import PORT_FLOOR, _ephemeral_low, free_ports
+
+    ports = free_ports(50)
+    assert len(set(ports)) == 50
+    assert all(PORT_FLOOR <= p < _ephemeral_low() for p in ports), ports

@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -31,7 +32,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -59,6 +59,16 @@ COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-schedul
 
 class DevClusterError(RuntimeError):
     """The control plane could not be started, or is in an unexpected state."""
+
+
+class PortTakenError(DevClusterError):
+    """A component exited at start because its port was taken after it was picked."""
+
+
+#: Attempts of :meth:`DevCluster.start` when a component finds its port taken (fresh ports each time).
+START_ATTEMPTS = 3
+#: Lowest loopback port picked: below it are well-known ones (the real node's kubelet: 10250).
+PORT_FLOOR = 20000
 
 
 @dataclass
@@ -91,10 +101,16 @@ class _State:
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free now (the OS picks it)."""
-    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port on 127.0.0.1 that is free now (see :func:`free_ports`)."""
+    return free_ports(1)[0]
+
+
+def _ephemeral_low() -> int:
+    """The lowest port the kernel gives outgoing connections (net.ipv4.ip_local_port_range)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 def _all_threads_stopped(pid: int) -> bool:
@@ -110,12 +126,27 @@ def _all_threads_stopped(pid: int) -> bool:
 def free_ports(n: int) -> list[int]:
     """`n` distinct TCP ports on 127.0.0.1 that are free now.
 
-    Every socket stays bound until all are chosen, so that no two are the same.
+    Picked at random between :data:`PORT_FLOOR` and the kernel's ephemeral range, not by the
+    OS: a port from the ephemeral range can be taken as the source port of an outgoing
+    connection between being picked and being bound (a controller-manager failed to start
+    so under 4 test workers). Only where that gap is too small does the OS pick. Every
+    socket stays bound until all are chosen, so that no two are the same.
     """
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
+    low = _ephemeral_low()
+    rng = random.SystemRandom()
+    socks: list[socket.socket] = []
+    tries = 0
     try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
+        while len(socks) < n:
+            tries += 1
+            port = rng.randrange(PORT_FLOOR, low) if low - PORT_FLOOR >= 1000 and tries <= 100 * n else 0
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                continue
+            socks.append(s)
         return [int(s.getsockname()[1]) for s in socks]
     finally:
         for s in socks:
@@ -281,7 +312,20 @@ class DevCluster:
             return False
 
     def start(self) -> DevCluster:
-        """Generate certificates, start every component and wait until the API server is ready."""
+        """Generate certificates, start every component and wait until the API server is ready
+        and the controller-manager and scheduler are healthy. A component whose port was taken
+        after it was picked is retried with fresh ports (:data:`START_ATTEMPTS` in all)."""
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                return self._start_once()
+            except PortTakenError as e:
+                if attempt == START_ATTEMPTS:
+                    raise
+                logger.warning("a port was taken during start-up; starting again on fresh ports",
+                               extra={"attempt": attempt, "reason": str(e).splitlines()[0]})
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> DevCluster:
         t0 = time.monotonic()
         bins = self.binaries  # raises MissingBinaryError (-> "run `make tools`") first
         node_bins = rn.NodeBinaries.find() if self.real_node else None
@@ -301,6 +345,8 @@ class DevCluster:
             self._spawn("kube-controller-manager", bins.kube_controller_manager, self._kcm_args(certs))
             self._spawn("kube-scheduler", bins.kube_scheduler, self._scheduler_args())
             self._spawn("kwok", bins.kwok, self._kwok_args())
+            self._wait_healthy(t0, {"kube-controller-manager": self._state.ports.controller_manager,
+                                    "kube-scheduler": self._state.ports.scheduler})
             if self.gpu_nodes:
                 self.create_gpu_nodes(self.gpu_nodes)
             if node is not None and node_bins is not None:
@@ -893,13 +939,41 @@ class DevCluster:
         with urllib.request.urlopen(url, context=self._ssl_context(), timeout=timeout_s) as resp:
             return str(resp.read().decode())
 
+    def _exited_during_start(self) -> None:
+        """Raise if a started component has exited (PortTakenError when its port was taken)."""
+        for p in self._state.processes:
+            if not self._alive(p):
+                tail = _tail(Path(p.log))
+                error = PortTakenError if "address already in use" in tail else DevClusterError
+                raise error(f"{p.name} exited during start-up; last log lines:\n{tail}")
+
+    def _wait_healthy(self, t0: float, ports: Mapping[str, int]) -> None:
+        """Until each component's /healthz on its secure port answers ok (always allowed
+        without credentials; their serving certificates are self-signed)."""
+        deadline = t0 + self.start_timeout_s
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        waiting = dict(ports)
+        while waiting and time.monotonic() < deadline:
+            self._exited_during_start()
+            for name, port in list(waiting.items()):
+                try:
+                    with urllib.request.urlopen(f"https://127.0.0.1:{port}/healthz", context=ctx, timeout=2.0) as r:
+                        if r.read().decode(errors="replace") == "ok":
+                            del waiting[name]
+                except (OSError, urllib.error.URLError, ssl.SSLError):
+                    pass
+            if waiting:
+                time.sleep(0.1)
+        if waiting:
+            raise DevClusterError(f"not healthy after {self.start_timeout_s:.0f} s: {', '.join(sorted(waiting))}")
+
     def _wait_ready(self, t0: float) -> None:
         deadline = t0 + self.start_timeout_s
         last = ""
         while time.monotonic() < deadline:
-            for p in self._state.processes:
-                if not self._alive(p):
-                    raise DevClusterError(f"{p.name} exited during start-up; last log lines:\n{_tail(Path(p.log))}")
+            self._exited_during_start()
             try:
                 body = self._get(f"{self.server}/readyz", timeout_s=2.0)
                 if body == "ok":
