@@ -12,7 +12,7 @@ import ipaddress
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -84,13 +84,17 @@ def plugin(tmp_path: Path) -> Iterator[tuple[FakeGpuPlugin, Kubelet]]:
     kubelet.stop()
 
 
-def _wait_registrations(kubelet: Kubelet, n: int, timeout_s: float = 10.0) -> None:
+def _until(pred: Callable[[], bool], timeout_s: float = 10.0) -> bool:
+    """Poll ``pred`` until it holds or ``timeout_s`` passes; its last value."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if len(kubelet.registrar.requests) >= n:
-            return
+    while not pred() and time.monotonic() < deadline:
         time.sleep(0.02)
-    pytest.fail(f"expected {n} registrations, got {len(kubelet.registrar.requests)}")
+    return pred()
+
+
+def _wait_registrations(kubelet: Kubelet, n: int, timeout_s: float = 10.0) -> None:
+    if not _until(lambda: len(kubelet.registrar.requests) >= n, timeout_s):
+        pytest.fail(f"expected {n} registrations, got {len(kubelet.registrar.requests)}")
 
 
 def test_registers_serves_and_allocates_like_nvidias_plugin(plugin: tuple[FakeGpuPlugin, Kubelet]) -> None:
@@ -125,9 +129,7 @@ def test_registers_again_after_a_kubelet_restart(plugin: tuple[FakeGpuPlugin, Ku
     kubelet.start()  # new kubelet.sock, the plugin's socket wiped
     _wait_registrations(kubelet, 2)
     # The kubelet records the request before the plugin has the reply and counts it.
-    deadline = time.monotonic() + 10
-    while p.registrations < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    _until(lambda: p.registrations >= 2)
     assert p.socket.exists() and p.registrations == 2
 
 

@@ -935,9 +935,10 @@ class DevCluster:
         ctx.load_cert_chain(str(self.state_dir / "pki" / "admin.crt"), str(self.state_dir / "pki" / "admin.key"))
         return ctx
 
-    def _get(self, url: str, timeout_s: float) -> str:
-        with urllib.request.urlopen(url, context=self._ssl_context(), timeout=timeout_s) as resp:
-            return str(resp.read().decode())
+    def _get(self, url: str, timeout_s: float, context: ssl.SSLContext | None = None) -> str:
+        """GET with the admin's credentials against the cluster CA, unless ``context`` is given."""
+        with urllib.request.urlopen(url, context=context or self._ssl_context(), timeout=timeout_s) as resp:
+            return str(resp.read().decode(errors="replace"))
 
     def _exited_during_start(self) -> None:
         """Raise if a started component has exited (PortTakenError when its port was taken)."""
@@ -959,9 +960,8 @@ class DevCluster:
             self._exited_during_start()
             for name, port in list(waiting.items()):
                 try:
-                    with urllib.request.urlopen(f"https://127.0.0.1:{port}/healthz", context=ctx, timeout=2.0) as r:
-                        if r.read().decode(errors="replace") == "ok":
-                            del waiting[name]
+                    if self._get(f"https://127.0.0.1:{port}/healthz", timeout_s=2.0, context=ctx) == "ok":
+                        del waiting[name]
                 except (OSError, urllib.error.URLError, ssl.SSLError):
                     pass
             if waiting:

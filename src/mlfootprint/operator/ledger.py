@@ -390,8 +390,9 @@ def _serving_delta(
     # that went backwards (a replica behind the same URL, a page served stale): a drop is a
     # restart only if they rose. Only when either side lacks them is a drop judged by its size.
     last_restarts = None if entry is None else entry.restarts
-    known_restarts = obs.start is None and last_restarts is not None and obs.restarts is not None
-    if obs.start is None and last_restarts is not None and obs.restarts is not None and obs.restarts > last_restarts:
+    restarts_rose = (None if obs.start is not None or last_restarts is None or obs.restarts is None
+                     else obs.restarts > last_restarts)  # None: not known
+    if restarts_rose:
         restarted = any(cur < last_sets.get(d, -math.inf) for cur_sets, last_sets in sets.values() for d, cur in cur_sets.items())
     progressed = entry is None or restarted  # the counters' level was (re)established by this read
     new_values: dict[str, dict[str, float]] = {}
@@ -405,7 +406,7 @@ def _serving_delta(
             elif cur >= last:
                 d = cur - last
                 progressed = progressed or d > 0
-            elif (obs.start is None and not known_restarts and elapsed_s is not None
+            elif (obs.start is None and restarts_rose is None and elapsed_s is not None
                   and cur <= _restart_bound(kind, elapsed_s, rates, rate_scale)):
                 d = cur  # nothing to tell by: a plausible restart of the engine
                 progressed = True
