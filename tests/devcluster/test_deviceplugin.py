@@ -7,8 +7,10 @@ stand-in kubelet `Registration` server checks what it registers and re-registers
 
 from __future__ import annotations
 
+import errno
 import filecmp
 import ipaddress
+import math
 import re
 import threading
 import time
@@ -187,3 +189,29 @@ def test_bad_node_names_are_refused() -> None:
     for bad in ("GPU_Node", "-x", "a" * 254):
         with pytest.raises(rn.RealNodeError, match="RFC 1123"):
             rn.validate_node_name(bad)
+
+
+class _Cgroup:
+    """A cgroup whose last (zombie) process is reaped after ``busy_for`` rmdir attempts."""
+
+    def __init__(self, busy_for: float) -> None:
+        self.busy_for, self.tries, self.gone = busy_for, 0, False
+
+    def rmdir(self) -> None:
+        self.tries += 1
+        if self.tries <= self.busy_for:
+            raise OSError(errno.EBUSY, "Device or resource busy")
+        self.gone = True
+
+
+def test_busy_cgroups_are_retried_until_their_zombies_are_reaped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seen in CI: a killed run's cleanup found the containers' cgroups busy (their processes
+    killed but not yet reaped) and gave up at once."""
+    cg = _Cgroup(busy_for=2)
+    monkeypatch.setattr(rn, "kubepods_cgroups", lambda: [] if cg.gone else [cg])
+    monkeypatch.setattr(rn, "pids_in", lambda cgroups: set())
+    assert rn._remove_cgroups(timeout_s=10) == (1, []) and cg.tries == 3
+    stuck = _Cgroup(busy_for=math.inf)  # never freed: reported, not hidden
+    monkeypatch.setattr(rn, "kubepods_cgroups", lambda: [stuck])
+    removed, busy = rn._remove_cgroups(timeout_s=0.3)
+    assert removed == 0 and busy == [f"cgroup {stuck}: Device or resource busy"] and stuck.tries >= 2

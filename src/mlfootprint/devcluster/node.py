@@ -549,6 +549,31 @@ def remove_containers(ctr: str, socket_path: Path, timeout_s: float = 20.0) -> i
     return len(ids)
 
 
+def _remove_cgroups(timeout_s: float = 10.0) -> tuple[int, list[str]]:
+    """rmdir every kubepods cgroup, deepest first; (how many were removed, what could not be).
+
+    A cgroup stays busy while it holds a process, and also while it holds a zombie not yet
+    reaped (its shim was killed, and its new parent reaps it when it gets to it: a killed
+    run's cleanup failed so under load): kill what lives there again and retry, up to
+    ``timeout_s``."""
+    removed = 0
+    deadline = time.monotonic() + timeout_s
+    while True:
+        busy: list[str] = []
+        for cg in kubepods_cgroups():
+            try:
+                cg.rmdir()
+                removed += 1
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                busy.append(f"cgroup {cg}: {e.strerror}")
+        if not busy or time.monotonic() > deadline:
+            return removed, busy
+        _kill_and_wait(pids_in(kubepods_cgroups()), timeout_s=1.0)
+        time.sleep(0.1)
+
+
 def cleanup_host(rec: NodeRecord) -> list[str]:
     """Remove whatever the node left on the host (after its processes were stopped). Idempotent.
 
@@ -576,15 +601,8 @@ def cleanup_host(rec: NodeRecord) -> list[str]:
     if points:
         did.append(f"unmounted {len(points)} mount(s)")
     # 3. cgroups, deepest first (a cgroup with processes cannot be removed)
-    removed = 0
-    for cg in kubepods_cgroups():
-        try:
-            cg.rmdir()
-            removed += 1
-        except FileNotFoundError:
-            pass
-        except OSError as e:
-            problems.append(f"cgroup {cg}: {e.strerror}")
+    removed, busy = _remove_cgroups()
+    problems += busy
     if removed:
         did.append(f"removed {removed} cgroup(s)")
     # 4. network: the bridge (veths went with the pods' network namespaces), kube-proxy's rules
